@@ -1,0 +1,52 @@
+//! Fused softmax + cross-entropy over rows of `c` logits, PyTorch's semantics: targets equal to
+//! `ignore_index` contribute nothing, and the mean is over the remaining rows. The probabilities
+//! are never stored: the forward keeps one log-sum-exp per row, the backward recomputes them.
+
+use crate::element::Float;
+
+fn log_sum_exp<T: Float>(row: &[T]) -> T {
+    let mx = row.iter().fold(T::NEG_INFINITY, |m, &v| m.max_of(v));
+    mx + row.iter().fold(T::ZERO, |s, &v| s + (v - mx).exp()).ln()
+}
+
+/// Sum over counted rows of `lse(row) − row[target]`, and the number of counted rows.
+/// Every target must be `ignore_index` or in `0..c` (the caller checks).
+pub fn cross_entropy_fwd<T: Float>(
+    logits: &[T],
+    targets: &[i64],
+    c: usize,
+    ignore_index: i64,
+) -> (f64, usize) {
+    let (mut total, mut count) = (0.0f64, 0usize);
+    for (row, &t) in logits.chunks(c).zip(targets) {
+        if t == ignore_index {
+            continue;
+        }
+        total += (log_sum_exp(row) - row[t as usize]).to_f64();
+        count += 1;
+    }
+    (total, count)
+}
+
+/// `dlogits = scale · (softmax(row) − onehot(target))` for counted rows, zero for ignored ones.
+/// For the mean loss `scale` is `upstream_grad / count`.
+pub fn cross_entropy_bwd<T: Float>(
+    logits: &[T],
+    targets: &[i64],
+    c: usize,
+    ignore_index: i64,
+    scale: T,
+    dlogits: &mut [T],
+) {
+    for ((row, &t), g) in logits.chunks(c).zip(targets).zip(dlogits.chunks_mut(c)) {
+        if t == ignore_index {
+            g.fill(T::ZERO);
+            continue;
+        }
+        let lse = log_sum_exp(row);
+        for (gv, &v) in g.iter_mut().zip(row) {
+            *gv = scale * (v - lse).exp();
+        }
+        g[t as usize] -= scale;
+    }
+}

@@ -1,0 +1,170 @@
+//! The element traits the kernels are generic over.
+
+use std::fmt::Debug;
+use std::ops::{Add, AddAssign, Div, Mul, MulAssign, Neg, Sub, SubAssign};
+
+/// A numeric element: the four arithmetic operations plus an order. Implemented for the floating
+/// types and for the integer id types (`u32`, `i64`), whose arithmetic wraps and whose division
+/// reports a zero divisor instead of panicking.
+pub trait Element: Copy + Send + Sync + PartialOrd + Debug + Default + 'static {
+    /// The additive identity.
+    const ZERO: Self;
+    /// The multiplicative identity.
+    const ONE: Self;
+    /// `self + rhs` (wrapping for integers).
+    fn add(self, rhs: Self) -> Self;
+    /// `self - rhs` (wrapping for integers).
+    fn sub(self, rhs: Self) -> Self;
+    /// `self * rhs` (wrapping for integers).
+    fn mul(self, rhs: Self) -> Self;
+    /// `self / rhs`; `None` for an integer division by zero.
+    fn div(self, rhs: Self) -> Option<Self>;
+    /// Converts from f64 (saturating and truncating for integers).
+    fn from_f64(x: f64) -> Self;
+    /// Converts to f64.
+    fn to_f64(self) -> f64;
+    /// The larger of the two; NaN propagates for floats.
+    fn max_of(self, rhs: Self) -> Self;
+    /// The smaller of the two; NaN propagates for floats.
+    fn min_of(self, rhs: Self) -> Self;
+}
+
+macro_rules! int_element {
+    ($t:ty) => {
+        impl Element for $t {
+            const ZERO: Self = 0;
+            const ONE: Self = 1;
+            fn add(self, rhs: Self) -> Self {
+                self.wrapping_add(rhs)
+            }
+            fn sub(self, rhs: Self) -> Self {
+                self.wrapping_sub(rhs)
+            }
+            fn mul(self, rhs: Self) -> Self {
+                self.wrapping_mul(rhs)
+            }
+            fn div(self, rhs: Self) -> Option<Self> {
+                self.checked_div(rhs)
+            }
+            fn from_f64(x: f64) -> Self {
+                x as $t
+            }
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            fn max_of(self, rhs: Self) -> Self {
+                Ord::max(self, rhs)
+            }
+            fn min_of(self, rhs: Self) -> Self {
+                Ord::min(self, rhs)
+            }
+        }
+    };
+}
+int_element!(u32);
+int_element!(i64);
+
+/// A floating-point element (f32 or f64) with the transcendental functions the kernels need.
+pub trait Float:
+    Element
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+    + AddAssign
+    + SubAssign
+    + MulAssign
+{
+    /// Negative infinity.
+    const NEG_INFINITY: Self;
+    /// The most negative finite value: what attention masks fill with, as PyTorch's `finfo.min`.
+    const MIN_FINITE: Self;
+    /// e^x
+    fn exp(self) -> Self;
+    /// Natural logarithm.
+    fn ln(self) -> Self;
+    /// Square root.
+    fn sqrt(self) -> Self;
+    /// Hyperbolic tangent.
+    fn tanh(self) -> Self;
+    /// Absolute value.
+    fn abs(self) -> Self;
+    /// `self` raised to a real power.
+    fn powf(self, e: Self) -> Self;
+    /// The error function.
+    fn erf(self) -> Self;
+    /// Whether the value is NaN.
+    fn is_nan(self) -> bool;
+}
+
+macro_rules! float_element {
+    ($t:ty, $erf:path) => {
+        impl Element for $t {
+            const ZERO: Self = 0.0;
+            const ONE: Self = 1.0;
+            fn add(self, rhs: Self) -> Self {
+                self + rhs
+            }
+            fn sub(self, rhs: Self) -> Self {
+                self - rhs
+            }
+            fn mul(self, rhs: Self) -> Self {
+                self * rhs
+            }
+            fn div(self, rhs: Self) -> Option<Self> {
+                Some(self / rhs)
+            }
+            fn from_f64(x: f64) -> Self {
+                x as $t
+            }
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            fn max_of(self, rhs: Self) -> Self {
+                if self.is_nan() || self >= rhs {
+                    self
+                } else {
+                    rhs
+                }
+            }
+            fn min_of(self, rhs: Self) -> Self {
+                if self.is_nan() || self <= rhs {
+                    self
+                } else {
+                    rhs
+                }
+            }
+        }
+        impl Float for $t {
+            const NEG_INFINITY: Self = <$t>::NEG_INFINITY;
+            const MIN_FINITE: Self = <$t>::MIN;
+            fn exp(self) -> Self {
+                <$t>::exp(self)
+            }
+            fn ln(self) -> Self {
+                <$t>::ln(self)
+            }
+            fn sqrt(self) -> Self {
+                <$t>::sqrt(self)
+            }
+            fn tanh(self) -> Self {
+                <$t>::tanh(self)
+            }
+            fn abs(self) -> Self {
+                <$t>::abs(self)
+            }
+            fn powf(self, e: Self) -> Self {
+                <$t>::powf(self, e)
+            }
+            fn erf(self) -> Self {
+                $erf(self)
+            }
+            fn is_nan(self) -> bool {
+                <$t>::is_nan(self)
+            }
+        }
+    };
+}
+float_element!(f32, libm::erff);
+float_element!(f64, libm::erf);

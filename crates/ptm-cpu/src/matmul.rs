@@ -1,0 +1,173 @@
+//! Matrix multiplication `C = A·B + beta·C` on strided operands.
+//!
+//! `A` is `m×k`, `B` is `k×n`, each given as a [`MatRef`] with a row and a column stride, so a
+//! transposed view (`Bᵀ` for the backward pass) needs no copy by the caller. `C` is a contiguous
+//! row-major `m×n` slice. `beta = 0` never reads `C` (it may hold garbage), `beta = 1` accumulates.
+//!
+//! [`matmul`] is the current production path: operands packed to row-major panels, then a 4-row
+//! register block streaming `B` in cache-sized column blocks that the compiler vectorises, rows
+//! spread over rayon's threads. The hand-written SIMD micro-kernels are their own piece of work;
+//! [`matmul_naive`] is the f64-accumulating triple loop that every path is tested against.
+
+use crate::element::Float;
+use crate::parallel::MIN_PARALLEL_WORK;
+use rayon::prelude::*;
+
+/// A read-only strided matrix view: element `(i, j)` is `data[offset + i*row_stride + j*col_stride]`.
+#[derive(Clone, Copy, Debug)]
+pub struct MatRef<'a, T> {
+    /// The buffer the view reads from.
+    pub data: &'a [T],
+    /// Index of element (0, 0).
+    pub offset: usize,
+    /// Distance between consecutive rows, in elements.
+    pub row_stride: usize,
+    /// Distance between consecutive columns, in elements.
+    pub col_stride: usize,
+}
+
+impl<'a, T: Copy> MatRef<'a, T> {
+    /// A contiguous row-major matrix with `cols` columns.
+    pub fn row_major(data: &'a [T], cols: usize) -> Self {
+        MatRef {
+            data,
+            offset: 0,
+            row_stride: cols,
+            col_stride: 1,
+        }
+    }
+
+    /// Element `(i, j)`.
+    #[inline]
+    pub fn at(&self, i: usize, j: usize) -> T {
+        self.data[self.offset + i * self.row_stride + j * self.col_stride]
+    }
+
+    /// The view as a contiguous row-major slice, when it already is one.
+    fn as_row_major(&self, rows: usize, cols: usize) -> Option<&'a [T]> {
+        let contiguous =
+            (self.col_stride == 1 || cols <= 1) && (self.row_stride == cols || rows <= 1);
+        contiguous.then(|| &self.data[self.offset..self.offset + rows * cols])
+    }
+
+    /// A row-major copy of the `rows×cols` matrix (borrowed when no copy is needed).
+    fn packed(&self, rows: usize, cols: usize) -> std::borrow::Cow<'a, [T]> {
+        match self.as_row_major(rows, cols) {
+            Some(s) => std::borrow::Cow::Borrowed(s),
+            None => {
+                let mut v = Vec::with_capacity(rows * cols);
+                for i in 0..rows {
+                    for j in 0..cols {
+                        v.push(self.at(i, j));
+                    }
+                }
+                std::borrow::Cow::Owned(v)
+            }
+        }
+    }
+}
+
+/// The reference: a triple loop accumulating in f64. Slow, obviously right.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_naive<T: Float>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: MatRef<T>,
+    b: MatRef<T>,
+    c: &mut [T],
+    beta: T,
+) {
+    assert_eq!(c.len(), m * n, "matmul_naive: C must hold m*n elements");
+    for i in 0..m {
+        for j in 0..n {
+            let mut acc = 0.0f64;
+            for p in 0..k {
+                acc += a.at(i, p).to_f64() * b.at(p, j).to_f64();
+            }
+            let prev = if beta == T::ZERO {
+                0.0
+            } else {
+                beta.to_f64() * c[i * n + j].to_f64()
+            };
+            c[i * n + j] = T::from_f64(acc + prev);
+        }
+    }
+}
+
+/// Rows of `C` computed together: each loaded row of `B` is used four times.
+const ROW_BLOCK: usize = 4;
+/// Columns of `C` per block: four rows of this many f32 stay in L1 together with a row of `B`.
+const COL_BLOCK: usize = 512;
+
+/// `C = A·B + beta·C`, the production path (see the module docs).
+pub fn matmul<T: Float>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: MatRef<T>,
+    b: MatRef<T>,
+    c: &mut [T],
+    beta: T,
+) {
+    assert_eq!(c.len(), m * n, "matmul: C must hold m*n elements");
+    if m == 0 || n == 0 {
+        return;
+    }
+    let a = a.packed(m, k);
+    let b = b.packed(k, n);
+    let (a, b) = (&a[..], &b[..]);
+    let block = |bi: usize, c_block: &mut [T]| {
+        let rows = c_block.len() / n;
+        let i0 = bi * ROW_BLOCK;
+        if beta == T::ZERO {
+            c_block.fill(T::ZERO);
+        } else if beta != T::ONE {
+            c_block.iter_mut().for_each(|x| *x *= beta);
+        }
+        for j0 in (0..n).step_by(COL_BLOCK) {
+            let j1 = (j0 + COL_BLOCK).min(n);
+            for p in 0..k {
+                let b_row = &b[p * n + j0..p * n + j1];
+                for r in 0..rows {
+                    let a_rp = a[(i0 + r) * k + p];
+                    let c_row = &mut c_block[r * n + j0..r * n + j1];
+                    for (cv, &bv) in c_row.iter_mut().zip(b_row) {
+                        *cv += a_rp * bv;
+                    }
+                }
+            }
+        }
+    };
+    if m.saturating_mul(n).saturating_mul(k) < MIN_PARALLEL_WORK * 4 {
+        c.chunks_mut(ROW_BLOCK * n)
+            .enumerate()
+            .for_each(|(bi, cb)| block(bi, cb));
+    } else {
+        c.par_chunks_mut(ROW_BLOCK * n)
+            .enumerate()
+            .for_each(|(bi, cb)| block(bi, cb));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn beta_zero_ignores_garbage_and_beta_one_accumulates() {
+        let a = [1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0]; // 2x3
+        let bt = [1.0f64, 0.0, 0.0, 1.0, 1.0, 1.0]; // B^T stored 2x3, so B = 3x2 col-major
+        let b = MatRef {
+            data: &bt,
+            offset: 0,
+            row_stride: 1,
+            col_stride: 3,
+        };
+        let mut c = [f64::NAN; 4];
+        matmul(2, 2, 3, MatRef::row_major(&a, 3), b, &mut c, 0.0);
+        assert_eq!(c, [4.0, 5.0, 10.0, 11.0]);
+        matmul(2, 2, 3, MatRef::row_major(&a, 3), b, &mut c, 1.0);
+        assert_eq!(c, [8.0, 10.0, 20.0, 22.0]);
+    }
+}

@@ -1,0 +1,122 @@
+//! Batched matrix multiplication with broadcast batch dims, reading transposed views in place.
+
+use crate::error::{Error, Result};
+use crate::op::Op;
+use crate::storage::{float_dispatch, Compute, CpuStorage};
+use crate::{broadcast_shape, DType, Layout, Shape, Tensor};
+use ptm_cpu::matmul::{matmul, MatRef};
+use ptm_cpu::strided::for_each_offset2;
+use ptm_cpu::Float;
+
+/// `a @ b` for every batch entry; `la`/`lb` are already broadcast to the common batch dims.
+fn batched<T: Float>(
+    a: &[T],
+    la: &Layout,
+    b: &[T],
+    lb: &Layout,
+    m: usize,
+    n: usize,
+    k: usize,
+) -> Vec<T> {
+    let nb = la.dims().len() - 2;
+    let batch = &la.dims()[..nb];
+    let (sa, sb) = (la.strides(), lb.strides());
+    let mut offsets = vec![];
+    for_each_offset2(
+        batch,
+        &sa[..nb],
+        la.offset(),
+        &sb[..nb],
+        lb.offset(),
+        |oa, ob| offsets.push((oa, ob)),
+    );
+    let mut out = vec![T::ZERO; offsets.len() * m * n];
+    for (c, &(oa, ob)) in out.chunks_mut((m * n).max(1)).zip(&offsets) {
+        let ma = MatRef {
+            data: a,
+            offset: oa,
+            row_stride: sa[nb],
+            col_stride: sa[nb + 1],
+        };
+        let mb = MatRef {
+            data: b,
+            offset: ob,
+            row_stride: sb[nb],
+            col_stride: sb[nb + 1],
+        };
+        matmul(m, n, k, ma, mb, c, T::ZERO);
+    }
+    out
+}
+
+impl Tensor {
+    /// Matrix product over the last two dims, broadcasting the batch dims, as `torch.matmul`.
+    /// A rank-1 operand is treated as a row (left) or a column (right) vector. Transposed views
+    /// are read in place.
+    pub fn matmul(&self, rhs: &Tensor) -> Result<Tensor> {
+        self.check_same_dtype(rhs, "matmul")?;
+        self.check_float("matmul")?;
+        if self.rank() == 0 || rhs.rank() == 0 {
+            return Err(Error::ShapeMismatch {
+                op: "matmul",
+                lhs: self.shape().clone(),
+                rhs: rhs.shape().clone(),
+                note: "scalar operand".into(),
+            });
+        }
+        if self.rank() == 1 {
+            return self.unsqueeze(0)?.matmul(rhs)?.squeeze(-2);
+        }
+        if rhs.rank() == 1 {
+            return self.matmul(&rhs.unsqueeze(1)?)?.squeeze(-1);
+        }
+        let (ra, rb) = (self.rank(), rhs.rank());
+        let (m, k) = (self.dims()[ra - 2], self.dims()[ra - 1]);
+        let (k2, n) = (rhs.dims()[rb - 2], rhs.dims()[rb - 1]);
+        if k != k2 {
+            return Err(Error::ShapeMismatch {
+                op: "matmul",
+                lhs: self.shape().clone(),
+                rhs: rhs.shape().clone(),
+                note: format!("inner dims {k} and {k2} differ"),
+            });
+        }
+        let batch = broadcast_shape(
+            "matmul",
+            &self.dims()[..ra - 2].into(),
+            &rhs.dims()[..rb - 2].into(),
+        )?;
+        let with = |x: usize, y: usize| -> Shape {
+            batch
+                .dims()
+                .iter()
+                .copied()
+                .chain([x, y])
+                .collect::<Vec<_>>()
+                .into()
+        };
+        let la = self.layout().broadcast_to("matmul", &with(m, k))?;
+        let lb = rhs.layout().broadcast_to("matmul", &with(k, n))?;
+        let dtype = self.dtype();
+        let storage = match (self.storage(), rhs.storage()) {
+            (CpuStorage::F32(a), CpuStorage::F32(b)) => {
+                CpuStorage::F32(batched(a, &la, b, &lb, m, n, k))
+            }
+            (CpuStorage::F64(a), CpuStorage::F64(b)) => {
+                CpuStorage::F64(batched(a, &la, b, &lb, m, n, k))
+            }
+            _ => float_dispatch!(dtype, "matmul", T => {
+                // Half precision: widen both operands (contiguous), multiply in f32, narrow back.
+                let (a, b) = (T::read(self.storage(), &la), T::read(rhs.storage(), &lb));
+                let (ca, cb) = (Layout::contiguous(la.shape().clone()), Layout::contiguous(lb.shape().clone()));
+                T::write(batched(&a, &ca, &b, &cb, m, n, k), dtype)
+            }),
+        };
+        debug_assert!(dtype != DType::U32);
+        Ok(Tensor::from_storage(
+            storage,
+            with(m, n),
+            Some(Op::Matmul(self.clone(), rhs.clone())),
+        ))
+    }
+}
