@@ -1,0 +1,349 @@
+//! Forward values against independent references written here as plain loops over f64.
+//! (The gradient checks prove backward matches forward; these prove forward matches the math.)
+//! Tolerance: 1e-12 for f64 paths, 1e-5 relative for f32 paths.
+
+use ptm_tensor::{scaled_dot_product_attention, AttentionOptions, DType, Device, Rng, Tensor};
+
+fn randn(shape: &[usize], seed: u64) -> Tensor {
+    Tensor::randn(
+        0.0,
+        1.0,
+        shape,
+        DType::F64,
+        &mut Rng::new(seed),
+        &Device::Cpu,
+    )
+    .unwrap()
+}
+
+fn assert_close(got: &[f64], want: &[f64], tol: f64, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths differ");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= tol * (1.0 + w.abs()),
+            "{what}: element {i}: got {g}, want {w}"
+        );
+    }
+}
+
+#[test]
+fn matmul_matches_triple_loop_on_broadcast_and_transposed_operands() {
+    let (a, b) = (randn(&[2, 1, 5, 7], 1), randn(&[3, 9, 7], 2)); // b used transposed
+    let got = a.matmul(&b.t().unwrap()).unwrap();
+    assert_eq!(got.dims(), &[2, 3, 5, 9]);
+    let (av, bv) = (a.to_f64_vec().unwrap(), b.to_f64_vec().unwrap());
+    let mut want = vec![];
+    for i in 0..2 {
+        for j in 0..3 {
+            for r in 0..5 {
+                for c in 0..9 {
+                    want.push(
+                        (0..7)
+                            .map(|p| av[(i * 5 + r) * 7 + p] * bv[(j * 9 + c) * 7 + p])
+                            .sum(),
+                    );
+                }
+            }
+        }
+    }
+    assert_close(&got.to_f64_vec().unwrap(), &want, 1e-12, "matmul f64");
+    let got32 = a
+        .to_dtype(DType::F32)
+        .unwrap()
+        .matmul(&b.to_dtype(DType::F32).unwrap().t().unwrap())
+        .unwrap();
+    assert_close(&got32.to_f64_vec().unwrap(), &want, 1e-5, "matmul f32");
+}
+
+#[test]
+fn softmax_layer_norm_and_gelu_match_their_formulas() {
+    let x = randn(&[3, 6], 3);
+    let xv = x.to_f64_vec().unwrap();
+    let mut sm = vec![];
+    let mut ln = vec![];
+    for r in xv.chunks(6) {
+        let z: f64 = r.iter().map(|v| v.exp()).sum();
+        sm.extend(r.iter().map(|v| v.exp() / z));
+        let mean = r.iter().sum::<f64>() / 6.0;
+        let var = r.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 6.0;
+        ln.extend(
+            r.iter()
+                .map(|v| (v - mean) / (var + 1e-5).sqrt() * 2.0 + 0.5),
+        );
+    }
+    assert_close(
+        &x.softmax(-1).unwrap().to_f64_vec().unwrap(),
+        &sm,
+        1e-12,
+        "softmax",
+    );
+    let lsm: Vec<f64> = sm.iter().map(|p| p.ln()).collect();
+    assert_close(
+        &x.log_softmax(1).unwrap().to_f64_vec().unwrap(),
+        &lsm,
+        1e-12,
+        "log_softmax",
+    );
+    let (w, b) = (
+        Tensor::full(2.0, [6], DType::F64, &Device::Cpu),
+        Tensor::full(0.5, [6], DType::F64, &Device::Cpu),
+    );
+    assert_close(
+        &x.layer_norm(Some(&w), Some(&b), 1e-5)
+            .unwrap()
+            .to_f64_vec()
+            .unwrap(),
+        &ln,
+        1e-12,
+        "layer_norm",
+    );
+    // GELU: the tanh form by its formula; the erf form x·Φ(x) at points where the normal CDF is
+    // tabulated (Φ(1) = 0.841344746068543, Φ(-0.5) = 0.308537538725987).
+    let gt: Vec<f64> = xv
+        .iter()
+        .map(|&v| {
+            0.5 * v
+                * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (v + 0.044715 * v.powi(3))).tanh())
+        })
+        .collect();
+    assert_close(
+        &x.gelu().unwrap().to_f64_vec().unwrap(),
+        &gt,
+        1e-12,
+        "gelu tanh",
+    );
+    let pts = Tensor::from_vec(vec![1.0f64, -0.5], [2], &Device::Cpu).unwrap();
+    assert_close(
+        &pts.gelu_erf().unwrap().to_f64_vec().unwrap(),
+        &[0.841344746068543, -0.5 * 0.308537538725987],
+        1e-14,
+        "gelu erf",
+    );
+}
+
+#[test]
+fn cross_entropy_matches_its_definition_and_ignores_minus_100() {
+    let logits = randn(&[4, 5], 4);
+    let t = Tensor::from_vec(vec![3i64, -100, 0, 4], [4], &Device::Cpu).unwrap();
+    let lv = logits.to_f64_vec().unwrap();
+    let mut total = 0.0;
+    for (r, tgt) in [(0usize, 3usize), (2, 0), (3, 4)] {
+        let row = &lv[r * 5..r * 5 + 5];
+        total += row.iter().map(|v| v.exp()).sum::<f64>().ln() - row[tgt];
+    }
+    let got = logits
+        .cross_entropy(&t, -100)
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap();
+    assert_close(&[got], &[total / 3.0], 1e-12, "cross_entropy");
+}
+
+#[test]
+fn conv2d_matches_direct_convolution() {
+    let (x, w, b) = (
+        randn(&[2, 3, 6, 5], 5),
+        randn(&[4, 3, 3, 2], 6),
+        randn(&[4], 7),
+    );
+    let (stride, pad) = (2usize, 1usize);
+    let got = x.conv2d(&w, Some(&b), stride, pad).unwrap();
+    let (oh, ow) = ((6 + 2 - 3) / 2 + 1, (5 + 2 - 2) / 2 + 1);
+    assert_eq!(got.dims(), &[2, 4, oh, ow]);
+    let (xv, wv, bv) = (
+        x.to_f64_vec().unwrap(),
+        w.to_f64_vec().unwrap(),
+        b.to_f64_vec().unwrap(),
+    );
+    let mut want = vec![];
+    for n in 0..2 {
+        for o in 0..4 {
+            for i in 0..oh {
+                for j in 0..ow {
+                    let mut acc = bv[o];
+                    for c in 0..3 {
+                        for ki in 0..3 {
+                            for kj in 0..2 {
+                                let (y, z) = (
+                                    (i * stride + ki) as isize - pad as isize,
+                                    (j * stride + kj) as isize - pad as isize,
+                                );
+                                if y >= 0 && z >= 0 && y < 6 && z < 5 {
+                                    acc += xv[((n * 3 + c) * 6 + y as usize) * 5 + z as usize]
+                                        * wv[((o * 3 + c) * 3 + ki) * 2 + kj];
+                                }
+                            }
+                        }
+                    }
+                    want.push(acc);
+                }
+            }
+        }
+    }
+    assert_close(&got.to_f64_vec().unwrap(), &want, 1e-12, "conv2d");
+}
+
+#[test]
+fn attention_matches_explicit_loops_with_causal_padding_and_prefix() {
+    let (b, h, tq, tk, p, d) = (2, 2, 3, 4, 2, 5);
+    let (q, k, v) = (
+        randn(&[b, h, tq, d], 8),
+        randn(&[b, h, tk, d], 9),
+        randn(&[b, h, tk, d], 10),
+    );
+    let (pk, pv) = (randn(&[1, h, p, d], 11), randn(&[1, h, p, d], 12));
+    let mask = Tensor::from_vec(vec![1i64, 1, 1, 1, 0, 1, 1, 1], [b, tk], &Device::Cpu).unwrap();
+    let opts = AttentionOptions {
+        causal: true,
+        key_padding_mask: Some(&mask),
+        prefix: Some((&pk, &pv)),
+        scale: None,
+    };
+    let got = scaled_dot_product_attention(&q, &k, &v, opts)
+        .unwrap()
+        .to_f64_vec()
+        .unwrap();
+    let (qv, kv, vv, pkv, pvv, mv) = (
+        q.to_f64_vec().unwrap(),
+        k.to_f64_vec().unwrap(),
+        v.to_f64_vec().unwrap(),
+        pk.to_f64_vec().unwrap(),
+        pv.to_f64_vec().unwrap(),
+        mask.to_f64_vec().unwrap(),
+    );
+    let mut want = vec![];
+    for bi in 0..b {
+        for hi in 0..h {
+            for i in 0..tq {
+                // Keys: prefix (always visible), then keys j visible if j <= i + (tk - tq) and not padded.
+                let mut keys: Vec<(Vec<f64>, Vec<f64>)> = (0..p)
+                    .map(|j| {
+                        (
+                            pkv[(hi * p + j) * d..][..d].to_vec(),
+                            pvv[(hi * p + j) * d..][..d].to_vec(),
+                        )
+                    })
+                    .collect();
+                for j in 0..tk {
+                    if j <= i + (tk - tq) && mv[bi * tk + j] != 0.0 {
+                        let o = ((bi * h + hi) * tk + j) * d;
+                        keys.push((kv[o..o + d].to_vec(), vv[o..o + d].to_vec()));
+                    }
+                }
+                let qo = ((bi * h + hi) * tq + i) * d;
+                let s: Vec<f64> = keys
+                    .iter()
+                    .map(|(kk, _)| {
+                        (0..d).map(|e| qv[qo + e] * kk[e]).sum::<f64>() / (d as f64).sqrt()
+                    })
+                    .collect();
+                let mx = s.iter().cloned().fold(f64::MIN, f64::max);
+                let z: f64 = s.iter().map(|x| (x - mx).exp()).sum();
+                for e in 0..d {
+                    want.push(
+                        keys.iter()
+                            .zip(&s)
+                            .map(|((_, vvv), sc)| (sc - mx).exp() / z * vvv[e])
+                            .sum(),
+                    );
+                }
+            }
+        }
+    }
+    assert_close(&got, &want, 1e-12, "attention");
+}
+
+#[test]
+fn indexing_ops_match_their_definitions() {
+    let x = Tensor::arange(0.0, 12.0, DType::F32, &Device::Cpu)
+        .unwrap()
+        .reshape([3, 4])
+        .unwrap();
+    let idx = Tensor::from_vec(vec![2u32, 0], [2], &Device::Cpu).unwrap();
+    assert_eq!(
+        x.index_select(0, &idx).unwrap().to_vec2::<f32>().unwrap(),
+        vec![vec![8.0, 9.0, 10.0, 11.0], vec![0.0, 1.0, 2.0, 3.0]]
+    );
+    assert_eq!(
+        x.index_select(1, &idx).unwrap().to_vec2::<f32>().unwrap(),
+        vec![vec![2.0, 0.0], vec![6.0, 4.0], vec![10.0, 8.0]]
+    );
+    let g = Tensor::from_vec(vec![3i64, 0, 1, 1, 2, 3], [3, 2], &Device::Cpu).unwrap();
+    assert_eq!(
+        x.gather(1, &g).unwrap().to_vec2::<f32>().unwrap(),
+        vec![vec![3.0, 0.0], vec![5.0, 5.0], vec![10.0, 11.0]]
+    );
+    let e = x
+        .embedding(&Tensor::from_vec(vec![1u32, 1, 0, 2], [2, 2], &Device::Cpu).unwrap())
+        .unwrap();
+    assert_eq!(e.dims(), &[2, 2, 4]);
+    assert_eq!(
+        e.to_vec::<f32>().unwrap()[..8],
+        [4.0, 5.0, 6.0, 7.0, 4.0, 5.0, 6.0, 7.0]
+    );
+    assert_eq!(
+        x.argmax(0).unwrap().to_vec::<i64>().unwrap(),
+        vec![2, 2, 2, 2]
+    );
+    assert_eq!(
+        x.max(1).unwrap().to_vec::<f32>().unwrap(),
+        vec![3.0, 7.0, 11.0]
+    );
+    assert_eq!(x.sum([0, 1]).unwrap().to_scalar::<f32>().unwrap(), 66.0);
+    let masked = x.masked_fill(&x.gt_scalar(9.5).unwrap(), -1.0).unwrap();
+    assert_eq!(masked.to_vec::<f32>().unwrap()[9..], [9.0, -1.0, -1.0]);
+}
+
+#[test]
+fn casts_round_trip_and_round_to_nearest() {
+    let x = Tensor::from_vec(vec![1.0f32, -2.5, 3.75, 65504.0], [4], &Device::Cpu).unwrap();
+    for dt in [DType::F16, DType::BF16, DType::F64] {
+        let back = x
+            .to_dtype(dt)
+            .unwrap()
+            .to_dtype(DType::F32)
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap();
+        assert_eq!(
+            back[..3],
+            [1.0, -2.5, 3.75],
+            "{dt:?} round trip of exactly representable values"
+        );
+    }
+    assert_eq!(
+        x.to_dtype(DType::I64).unwrap().to_vec::<i64>().unwrap(),
+        vec![1, -2, 3, 65504]
+    );
+    let ids = Tensor::from_vec(vec![7u32, 0], [2], &Device::Cpu).unwrap();
+    assert_eq!(
+        ids.to_dtype(DType::I64).unwrap().to_vec::<i64>().unwrap(),
+        vec![7, 0]
+    );
+    // 1 + 2^-9 is halfway between two bf16 values and rounds to even (1.0).
+    let halfway = Tensor::from_vec(vec![1.0f32 + 2f32.powi(-9)], [1], &Device::Cpu).unwrap();
+    assert_eq!(
+        halfway.to_dtype(DType::BF16).unwrap().to_f64_vec().unwrap(),
+        vec![1.0]
+    );
+}
+
+#[test]
+fn dropout_is_seeded_and_keeps_the_expectation() {
+    let x = Tensor::ones([10_000], DType::F32, &Device::Cpu);
+    let a = x
+        .dropout(0.25, &mut Rng::new(3))
+        .unwrap()
+        .to_vec::<f32>()
+        .unwrap();
+    let b = x
+        .dropout(0.25, &mut Rng::new(3))
+        .unwrap()
+        .to_vec::<f32>()
+        .unwrap();
+    assert_eq!(a, b, "same seed, same mask");
+    let kept = a.iter().filter(|&&v| v != 0.0).count() as f64 / 1e4;
+    // Binomial(10000, 0.75): standard deviation 0.0043; 5 sigma.
+    assert!((kept - 0.75).abs() < 0.022, "kept fraction {kept}");
+    assert!(a.iter().all(|&v| v == 0.0 || (v - 1.0 / 0.75).abs() < 1e-6));
+}
