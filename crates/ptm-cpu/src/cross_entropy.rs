@@ -4,9 +4,12 @@
 
 use crate::element::Float;
 
+/// `ln Σ exp(row)`, shifted by the max; the sum accumulates in f64 because an f32 running sum
+/// over a 50257-wide vocabulary drifts by ~1e-5.
 fn log_sum_exp<T: Float>(row: &[T]) -> T {
     let mx = row.iter().fold(T::NEG_INFINITY, |m, &v| m.max_of(v));
-    mx + row.iter().fold(T::ZERO, |s, &v| s + (v - mx).exp()).ln()
+    let sum = row.iter().fold(0.0f64, |s, &v| s + (v - mx).exp().to_f64());
+    T::from_f64(mx.to_f64() + sum.ln())
 }
 
 /// Sum over counted rows of `lse(row) − row[target]`, and the number of counted rows.

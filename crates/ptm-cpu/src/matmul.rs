@@ -157,7 +157,7 @@ mod tests {
     #[test]
     fn beta_zero_ignores_garbage_and_beta_one_accumulates() {
         let a = [1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0]; // 2x3
-        let bt = [1.0f64, 0.0, 0.0, 1.0, 1.0, 1.0]; // B^T stored 2x3, so B = 3x2 col-major
+        let bt = [1.0f64, 0.0, 0.0, 1.0, 1.0, 1.0]; // B stored column-major: columns [1,0,0] and [1,1,1]
         let b = MatRef {
             data: &bt,
             offset: 0,
@@ -166,8 +166,8 @@ mod tests {
         };
         let mut c = [f64::NAN; 4];
         matmul(2, 2, 3, MatRef::row_major(&a, 3), b, &mut c, 0.0);
-        assert_eq!(c, [4.0, 5.0, 10.0, 11.0]);
+        assert_eq!(c, [1.0, 6.0, 4.0, 15.0]);
         matmul(2, 2, 3, MatRef::row_major(&a, 3), b, &mut c, 1.0);
-        assert_eq!(c, [8.0, 10.0, 20.0, 22.0]);
+        assert_eq!(c, [2.0, 12.0, 8.0, 30.0]);
     }
 }

@@ -13,12 +13,13 @@ pub fn softmax_fwd<T: Float>(x: &[T], y: &mut [T], d: usize) {
     for_each_row(y, d, 8, |r, yr| {
         let xr = &x[r * d..(r + 1) * d];
         let mx = row_max(xr);
-        let mut sum = T::ZERO;
+        // f64 running sum: an f32 one drifts by ~1e-5 over a 50k-wide row.
+        let mut sum = 0.0f64;
         for (yv, &xv) in yr.iter_mut().zip(xr) {
             *yv = (xv - mx).exp();
-            sum += *yv;
+            sum += yv.to_f64();
         }
-        let inv = T::ONE / sum;
+        let inv = T::from_f64(1.0 / sum);
         yr.iter_mut().for_each(|v| *v *= inv);
     });
 }
@@ -48,8 +49,8 @@ pub fn log_softmax_fwd<T: Float>(x: &[T], y: &mut [T], d: usize) {
     for_each_row(y, d, 8, |r, yr| {
         let xr = &x[r * d..(r + 1) * d];
         let mx = row_max(xr);
-        let sum = xr.iter().fold(T::ZERO, |s, &v| s + (v - mx).exp());
-        let lse = mx + sum.ln();
+        let sum = xr.iter().fold(0.0f64, |s, &v| s + (v - mx).exp().to_f64());
+        let lse = mx + T::from_f64(sum.ln());
         for (yv, &xv) in yr.iter_mut().zip(xr) {
             *yv = xv - lse;
         }
