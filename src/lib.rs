@@ -1,1 +1,16 @@
+//! # ptm
+//!
+//! Pretrained transformers and transfer learning in Rust, with no Python and no libtorch.
+//! This facade re-exports the workspace's crates so that one dependency brings all of them:
+//!
+//! - [`ptm_tensor`]: tensors with reverse-mode autograd (also usable alone);
+//! - [`ptm_cpu`]: the CPU kernels on plain slices that `ptm_tensor` dispatches to.
+//!
+//! ```
+//! use ptm::ptm_tensor::{DType, Device, Tensor};
+//! let x = Tensor::ones([2, 2], DType::F32, &Device::Cpu);
+//! assert_eq!(x.sum_all().unwrap().to_scalar::<f32>().unwrap(), 4.0);
+//! ```
+
+pub use ptm_cpu;
 pub use ptm_tensor;

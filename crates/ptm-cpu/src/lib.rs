@@ -22,6 +22,8 @@
 //! assert_eq!(p, [0.5, 0.5]);
 //! ```
 
+#[cfg(feature = "bench-baselines")]
+pub mod baseline;
 pub mod conv;
 pub mod cross_entropy;
 pub mod element;
