@@ -231,14 +231,14 @@ fn input_grads(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<(Tensor, Tensor)
                 (f.clone(), sum_to_shape(&gf, f.shape())?),
             ])
         }
-        Op::Reduce(x, rop, _dims) => {
+        Op::Reduce(x, rop, dims) => {
             let gb = g.broadcast_as(x.shape())?;
             let gx = match rop {
                 ReduceOp::Sum => gb,
                 ReduceOp::Max | ReduceOp::Min => {
                     // Ties share the gradient evenly, as torch.amax / amin.
                     let hit = mask_f(&x.eq(&out.broadcast_as(x.shape())?)?, x.dtype())?;
-                    let count = hit.sum_keepdim(_dims.as_slice())?;
+                    let count = hit.sum_keepdim(dims.as_slice())?;
                     gb.mul(&hit)?.div(&count.broadcast_as(x.shape())?)?
                 }
             };

@@ -84,7 +84,7 @@ impl Layout {
         }
     }
 
-    /// Broadcasts to `shape` (stride 0 on new and stretched dims). The caller checked compatibility.
+    /// Broadcasts to `shape` (stride 0 on new and stretched dims). Errors name the dim that cannot.
     pub(crate) fn broadcast_to(&self, op: &'static str, shape: &Shape) -> Result<Layout> {
         let (r, rs) = (shape.rank(), self.shape.rank());
         if rs > r {

@@ -3,7 +3,7 @@
 use crate::dtype::WithDType;
 use crate::error::{Error, Result};
 use crate::storage::{with_vec, CpuStorage};
-use crate::{DType, Device, Tensor};
+use crate::{DType, Tensor};
 use safetensors::tensor::{Dtype as StDtype, SafeTensors, View};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -146,7 +146,6 @@ pub fn load_from_bytes(bytes: &[u8], path: &Path) -> Result<BTreeMap<String, Ten
             .map_err(|e| st_err(path, format!("tensor '{name}': {e}")))?;
         out.insert(name, t);
     }
-    let _ = Device::Cpu;
     Ok(out)
 }
 

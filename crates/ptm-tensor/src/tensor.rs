@@ -4,7 +4,7 @@ use crate::backprop::is_grad_enabled;
 use crate::dtype::WithDType;
 use crate::error::{Error, Result};
 use crate::op::Op;
-use crate::storage::{with_vec, CpuStorage, IntoStorage};
+use crate::storage::{CpuStorage, IntoStorage};
 use crate::{DType, Device, Layout, Rng, Shape};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -341,11 +341,6 @@ impl Tensor {
     /// A contiguous copy of the raw storage of this view (same dtype).
     pub(crate) fn contiguous_storage(&self) -> CpuStorage {
         self.0.storage.gather(&self.0.layout)
-    }
-
-    /// The number of storage elements (the whole buffer, not just this view).
-    pub fn storage_len(&self) -> usize {
-        with_vec!(self.storage(), v => v.len())
     }
 
     // ---- checks shared by ops ----

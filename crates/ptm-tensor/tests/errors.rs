@@ -65,6 +65,12 @@ fn bad_shape_names_what_is_wrong() {
         AttentionOptions::default(),
     ));
     assert!(m.contains("attention") && m.contains("rank 4"), "{m}");
+    let no_classes = t(&[2, 0]).cross_entropy(&Tensor::zeros([2], DType::I64, &Device::Cpu), -100);
+    let (_, m) = msg(no_classes);
+    assert!(
+        m.contains("cross_entropy") && m.contains("[2, 0]") && m.contains("class"),
+        "{m}"
+    );
 }
 
 #[test]

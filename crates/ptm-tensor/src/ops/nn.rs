@@ -136,8 +136,14 @@ impl Tensor {
     /// zero counted targets is NaN.
     pub fn cross_entropy(&self, targets: &Tensor, ignore_index: i64) -> Result<Tensor> {
         let c = *self.dims().last().unwrap_or(&0);
-        let rows = self.elem_count() / c.max(1);
-        if self.rank() < 1 || targets.dims() != &self.dims()[..self.rank() - 1] {
+        if c == 0 {
+            return Err(Error::BadShape {
+                op: "cross_entropy",
+                shape: self.shape().clone(),
+                msg: "logits need a non-empty last (class) dim".into(),
+            });
+        }
+        if targets.dims() != &self.dims()[..self.rank() - 1] {
             return Err(Error::ShapeMismatch {
                 op: "cross_entropy",
                 lhs: self.shape().clone(),
@@ -146,23 +152,18 @@ impl Tensor {
             });
         }
         let t = read_targets(targets, c, ignore_index)?;
-        debug_assert_eq!(t.len(), rows);
         let dtype = self.dtype();
-        let (total, count) = float_dispatch!(dtype, "cross_entropy", T => {
+        let storage = float_dispatch!(dtype, "cross_entropy", T => {
             let x = T::read(self.storage(), self.layout());
-            ce::cross_entropy_fwd(&x, &t, c, ignore_index)
+            let (total, count) = ce::cross_entropy_fwd(&x, &t, c, ignore_index);
+            T::write(vec![T::from_f64(total / count as f64)], dtype)
         });
-        let loss = Tensor::full(total / count as f64, (), dtype, &self.device());
         let op = Op::CrossEntropy {
             logits: self.clone(),
             targets: targets.clone(),
             ignore_index,
         };
-        Ok(Tensor::from_parts(
-            std::sync::Arc::new(loss.contiguous_storage()),
-            loss.layout().clone(),
-            Some(op),
-        ))
+        Ok(Tensor::from_storage(storage, ().into(), Some(op)))
     }
 
     /// Inverted dropout: zeroes each element with probability `p` and scales the rest by
