@@ -39,58 +39,41 @@ fn out_len(len: usize, k: usize, stride: usize, pad: usize) -> Option<usize> {
     (stride > 0 && k > 0 && padded >= k).then(|| (padded - k) / stride + 1)
 }
 
-/// Unfolds `x` (`[n, c, h, w]`, contiguous) into `cols` (`[n, c·kh·kw, oh·ow]`).
-pub fn im2col<T: Float>(x: &[T], g: &Conv2dGeometry, cols: &mut [T]) {
+/// Visits every patch entry in `cols` order (`[n, c·kh·kw, oh·ow]`), with the flat index of the
+/// input element it reads in `[n, c, h, w]`, or `None` where it falls in the zero padding.
+fn for_each_patch_entry(g: &Conv2dGeometry, mut f: impl FnMut(usize, Option<usize>)) {
     let (oh, ow) = (g.out_h().unwrap_or(0), g.out_w().unwrap_or(0));
-    let l = oh * ow;
     let mut idx = 0;
-    for b in 0..g.n {
-        for ch in 0..g.c {
-            let plane = &x[(b * g.c + ch) * g.h * g.w..][..g.h * g.w];
-            for ki in 0..g.kh {
-                for kj in 0..g.kw {
-                    for oi in 0..oh {
-                        let i = (oi * g.stride + ki) as isize - g.padding as isize;
-                        for oj in 0..ow {
-                            let j = (oj * g.stride + kj) as isize - g.padding as isize;
-                            let inside =
-                                i >= 0 && j >= 0 && (i as usize) < g.h && (j as usize) < g.w;
-                            cols[idx] = if inside {
-                                plane[i as usize * g.w + j as usize]
-                            } else {
-                                T::ZERO
-                            };
-                            idx += 1;
-                        }
+    for plane in 0..g.n * g.c {
+        for ki in 0..g.kh {
+            for kj in 0..g.kw {
+                for oi in 0..oh {
+                    let i = (oi * g.stride + ki) as isize - g.padding as isize;
+                    for oj in 0..ow {
+                        let j = (oj * g.stride + kj) as isize - g.padding as isize;
+                        let inside = i >= 0 && j >= 0 && (i as usize) < g.h && (j as usize) < g.w;
+                        f(
+                            idx,
+                            inside.then(|| (plane * g.h + i as usize) * g.w + j as usize),
+                        );
+                        idx += 1;
                     }
                 }
             }
         }
     }
-    debug_assert_eq!(idx, g.n * g.c * g.kh * g.kw * l);
+}
+
+/// Unfolds `x` (`[n, c, h, w]`, contiguous) into `cols` (`[n, c·kh·kw, oh·ow]`).
+pub fn im2col<T: Float>(x: &[T], g: &Conv2dGeometry, cols: &mut [T]) {
+    for_each_patch_entry(g, |idx, src| cols[idx] = src.map_or(T::ZERO, |s| x[s]));
 }
 
 /// The adjoint of [`im2col`]: adds every patch entry of `cols` back to its input position in `dx`.
 pub fn col2im<T: Float>(cols: &[T], g: &Conv2dGeometry, dx: &mut [T]) {
-    let (oh, ow) = (g.out_h().unwrap_or(0), g.out_w().unwrap_or(0));
-    let mut idx = 0;
-    for b in 0..g.n {
-        for ch in 0..g.c {
-            let plane = &mut dx[(b * g.c + ch) * g.h * g.w..][..g.h * g.w];
-            for ki in 0..g.kh {
-                for kj in 0..g.kw {
-                    for oi in 0..oh {
-                        let i = (oi * g.stride + ki) as isize - g.padding as isize;
-                        for oj in 0..ow {
-                            let j = (oj * g.stride + kj) as isize - g.padding as isize;
-                            if i >= 0 && j >= 0 && (i as usize) < g.h && (j as usize) < g.w {
-                                plane[i as usize * g.w + j as usize] += cols[idx];
-                            }
-                            idx += 1;
-                        }
-                    }
-                }
-            }
+    for_each_patch_entry(g, |idx, dst| {
+        if let Some(d) = dst {
+            dx[d] += cols[idx];
         }
-    }
+    });
 }

@@ -10,39 +10,7 @@ pub fn for_each_offset(
     offset: usize,
     mut f: impl FnMut(usize),
 ) {
-    if shape.contains(&0) {
-        return;
-    }
-    let rank = shape.len();
-    if rank == 0 {
-        f(offset);
-        return;
-    }
-    let (inner_len, inner_stride) = (shape[rank - 1], strides[rank - 1]);
-    let mut index = vec![0usize; rank - 1];
-    let mut base = offset;
-    loop {
-        let mut o = base;
-        for _ in 0..inner_len {
-            f(o);
-            o += inner_stride;
-        }
-        // Advance the outer multi-index like an odometer.
-        let mut d = rank - 1;
-        loop {
-            if d == 0 {
-                return;
-            }
-            d -= 1;
-            index[d] += 1;
-            base += strides[d];
-            if index[d] < shape[d] {
-                break;
-            }
-            base -= strides[d] * shape[d];
-            index[d] = 0;
-        }
-    }
+    for_each_offset2(shape, strides, offset, strides, offset, |o, _| f(o));
 }
 
 /// Calls `f(offset_a, offset_b)` for every element of two views that share `shape`.
