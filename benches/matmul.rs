@@ -1,4 +1,5 @@
-//! f32 matmul: a textbook loop vs the `gemm` crate (AVX-512 kernels on) vs ptm's path, at square
+//! f32 matmul: a textbook loop vs the `gemm` crate (AVX-512 kernels on) vs ptm's paths (each ISA
+//! this CPU has, and through `Tensor::matmul`), at square
 //! sizes and GPT-2-shaped products. Throughput is reported in elements = FLOPs (2·m·n·k), so
 //! criterion's "Gelem/s" reads as GFLOP/s. All run in one process, interleaved by criterion.
 //!
@@ -6,7 +7,8 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ptm::ptm_cpu::baseline::gemm_crate_f32;
-use ptm::ptm_cpu::matmul::{matmul, MatRef};
+use ptm::ptm_cpu::matmul::{matmul_isa, MatRef};
+use ptm::ptm_cpu::Isa;
 use ptm::ptm_tensor::{DType, Device, Rng, Tensor};
 use std::hint::black_box;
 
@@ -52,19 +54,25 @@ fn bench_matmul(c: &mut Criterion) {
             BenchmarkId::from_parameter(format!("gemm crate ({threads} threads)")),
             |bn| bn.iter(|| gemm_crate_f32(m, n, k, &a, &b, black_box(&mut out), threads)),
         );
-        group.bench_function(BenchmarkId::from_parameter("ptm-cpu matmul"), |bn| {
-            bn.iter(|| {
-                matmul(
-                    m,
-                    n,
-                    k,
-                    MatRef::row_major(&a, k),
-                    MatRef::row_major(&b, n),
-                    black_box(&mut out),
-                    0.0,
-                )
-            })
-        });
+        for isa in Isa::available() {
+            group.bench_function(
+                BenchmarkId::from_parameter(format!("ptm-cpu {}", isa.name())),
+                |bn| {
+                    bn.iter(|| {
+                        matmul_isa(
+                            isa,
+                            m,
+                            n,
+                            k,
+                            MatRef::row_major(&a, k),
+                            MatRef::row_major(&b, n),
+                            black_box(&mut out),
+                            0.0,
+                        )
+                    })
+                },
+            );
+        }
         group.bench_function(BenchmarkId::from_parameter("ptm-tensor matmul"), |bn| {
             bn.iter(|| black_box(ta.matmul(&tb).unwrap()))
         });

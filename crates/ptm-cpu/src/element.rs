@@ -1,5 +1,7 @@
 //! The element traits the kernels are generic over.
 
+use crate::isa::Isa;
+use crate::matmul::MatRef;
 use std::fmt::Debug;
 use std::ops::{Add, AddAssign, Div, Mul, MulAssign, Neg, Sub, SubAssign};
 
@@ -96,10 +98,22 @@ pub trait Float:
     fn erf(self) -> Self;
     /// Whether the value is NaN.
     fn is_nan(self) -> bool;
+    /// `C += A·B` (`C` row-major `m×n`) on the instruction-set path `isa`, which the caller has
+    /// checked this CPU supports. f32 has SIMD paths; f64 always takes the portable one.
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_acc(
+        isa: Isa,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &MatRef<Self>,
+        b: &MatRef<Self>,
+        c: &mut [Self],
+    );
 }
 
 macro_rules! float_element {
-    ($t:ty, $erf:path) => {
+    ($t:ty, $erf:path, $gemm:expr) => {
         impl Element for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -163,8 +177,21 @@ macro_rules! float_element {
             fn is_nan(self) -> bool {
                 <$t>::is_nan(self)
             }
+            fn gemm_acc(
+                isa: Isa,
+                m: usize,
+                n: usize,
+                k: usize,
+                a: &MatRef<Self>,
+                b: &MatRef<Self>,
+                c: &mut [Self],
+            ) {
+                $gemm(isa, m, n, k, a, b, c)
+            }
         }
     };
 }
-float_element!(f32, libm::erff);
-float_element!(f64, libm::erf);
+float_element!(f32, libm::erff, crate::matmul::gemm_acc_f32);
+float_element!(f64, libm::erf, |_, m, n, k, a, b, c| {
+    crate::matmul::gemm_acc_portable(m, n, k, a, b, c)
+});

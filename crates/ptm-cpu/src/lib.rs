@@ -28,6 +28,7 @@ pub mod conv;
 pub mod cross_entropy;
 pub mod element;
 pub mod gelu;
+pub mod isa;
 pub mod layer_norm;
 pub mod matmul;
 pub mod parallel;
@@ -35,3 +36,4 @@ pub mod softmax;
 pub mod strided;
 
 pub use element::{Element, Float};
+pub use isa::Isa;

@@ -4,10 +4,13 @@
 use proptest::prelude::*;
 use ptm_cpu::cross_entropy::{cross_entropy_bwd, cross_entropy_fwd};
 use ptm_cpu::layer_norm::{layer_norm_bwd, layer_norm_fwd};
-use ptm_cpu::matmul::{matmul, matmul_naive, MatRef};
+use ptm_cpu::matmul::{matmul, matmul_isa, matmul_naive, MatRef};
 use ptm_cpu::softmax::{log_softmax_fwd, softmax_bwd, softmax_fwd};
+use ptm_cpu::Isa;
 
 const ODD: [usize; 8] = [1, 2, 3, 15, 17, 63, 65, 130];
+/// Matmul sizes: odd ones, and ones that cross the packed driver's blocks (MC 96, NC 256, KC 256).
+const MM: [usize; 10] = [1, 2, 3, 13, 17, 33, 65, 97, 130, 300];
 
 fn data(n: usize, seed: u64) -> Vec<f64> {
     // A small LCG: deterministic values in [-1, 1).
@@ -29,30 +32,34 @@ fn close(got: f64, want: f64, tol: f64) -> bool {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
-    /// A in either layout, B in either layout (transposed views read in place), beta 0 or 1.
+    /// Every ISA path this CPU has; A and B each row-major or transposed (read in place); beta 0
+    /// (C starts as NaN, which must not leak) or 1 (accumulate).
     #[test]
-    fn matmul_matches_the_reference(mi in 0usize..8, ni in 0usize..8, ki in 0usize..8, ta in any::<bool>(), tb in any::<bool>(), acc in any::<bool>()) {
-        let (m, n, k) = (ODD[mi], ODD[ni], ODD[ki]);
+    fn matmul_matches_the_reference_on_every_path(mi in 0usize..10, ni in 0usize..10, ki in 0usize..10, ta in any::<bool>(), tb in any::<bool>(), acc in any::<bool>()) {
+        let (m, n, k) = (MM[mi], MM[ni], MM[ki]);
         let (a, b) = (data(m * k, 1), data(k * n, 2));
         // Stored transposed means element (i, p) sits at p*m + i.
         let ma = if ta { MatRef { data: &a, offset: 0, row_stride: 1, col_stride: m } } else { MatRef::row_major(&a, k) };
         let mb = if tb { MatRef { data: &b, offset: 0, row_stride: 1, col_stride: k } } else { MatRef::row_major(&b, n) };
         let init = data(m * n, 3);
         let beta = if acc { 1.0 } else { 0.0 };
-        let (mut want, mut got) = (init.clone(), if acc { init.clone() } else { vec![f64::NAN; m * n] });
+        let mut want = init.clone();
         matmul_naive(m, n, k, ma, mb, &mut want, beta);
-        matmul(m, n, k, ma, mb, &mut got, beta);
-        for (g, w) in got.iter().zip(&want) {
-            prop_assert!(close(*g, *w, 1e-12), "f64 {m}x{n}x{k}: {g} vs {w}");
-        }
-        // f32 through the same path: error relative to Σ|a||b| ~ k.
         let (a32, b32): (Vec<f32>, Vec<f32>) = (a.iter().map(|&x| x as f32).collect(), b.iter().map(|&x| x as f32).collect());
         let ma32 = MatRef { data: &a32[..], offset: ma.offset, row_stride: ma.row_stride, col_stride: ma.col_stride };
         let mb32 = MatRef { data: &b32[..], offset: mb.offset, row_stride: mb.row_stride, col_stride: mb.col_stride };
-        let mut got32 = if acc { init.iter().map(|&x| x as f32).collect() } else { vec![f32::NAN; m * n] };
-        matmul(m, n, k, ma32, mb32, &mut got32, beta as f32);
-        for (g, w) in got32.iter().zip(&want) {
-            prop_assert!((*g as f64 - w).abs() <= 1e-6 * (k as f64 + 1.0), "f32 {m}x{n}x{k}: {g} vs {w}");
+        for isa in Isa::available() {
+            let mut got = if acc { init.clone() } else { vec![f64::NAN; m * n] };
+            matmul_isa(isa, m, n, k, ma, mb, &mut got, beta);
+            for (g, w) in got.iter().zip(&want) {
+                prop_assert!(close(*g, *w, 1e-12), "f64 {isa:?} {m}x{n}x{k}: {g} vs {w}");
+            }
+            // f32: |error| ≤ 1e-6·(k+1), the rounding of k products of values in [-1, 1).
+            let mut got32 = if acc { init.iter().map(|&x| x as f32).collect() } else { vec![f32::NAN; m * n] };
+            matmul_isa(isa, m, n, k, ma32, mb32, &mut got32, beta as f32);
+            for (idx, (g, w)) in got32.iter().zip(&want).enumerate() {
+                prop_assert!((*g as f64 - w).abs() <= 1e-6 * (k as f64 + 1.0), "f32 {isa:?} {m}x{n}x{k} ta={ta} tb={tb} at {idx}: {g} vs {w}");
+            }
         }
     }
 }
@@ -70,6 +77,7 @@ fn matmul_reads_an_offset_submatrix() {
     let b = data(2 * 3, 5);
     let mut got = vec![0.0; 9];
     matmul(3, 3, 2, a, MatRef::row_major(&b, 3), &mut got, 0.0);
+    let _ = matmul::<f64>;
     for i in 0..3 {
         for j in 0..3 {
             let want = buf[5 + i * 4] * b[j] + buf[6 + i * 4] * b[3 + j];

@@ -4,14 +4,21 @@
 //! transposed view (`Bᵀ` for the backward pass) needs no copy by the caller. `C` is a contiguous
 //! row-major `m×n` slice. `beta = 0` never reads `C` (it may hold garbage), `beta = 1` accumulates.
 //!
-//! [`matmul`] is the current production path: operands packed to row-major panels, then a 4-row
-//! register block streaming `B` in cache-sized column blocks that the compiler vectorises, rows
-//! spread over rayon's threads. The hand-written SIMD micro-kernels are their own piece of work;
-//! [`matmul_naive`] is the f64-accumulating triple loop that every path is tested against.
+//! Paths, chosen per call by [`Isa::selected`] (or explicitly with [`matmul_isa`]):
+//! - f32 on AVX-512 or AVX2+FMA: operands packed into panels, a register-blocked micro-kernel
+//!   (`x86.rs`) driven by the BLIS loop nest in `pack.rs`, blocks of C spread over rayon's threads;
+//! - f64, and f32 on the scalar path: a portable 4-row register block the compiler vectorises.
+//!
+//! [`matmul_naive`] is the f64-accumulating triple loop every path is tested against.
 
 use crate::element::Float;
+use crate::isa::Isa;
 use crate::parallel::MIN_PARALLEL_WORK;
 use rayon::prelude::*;
+
+pub(crate) mod pack;
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
 /// A read-only strided matrix view: element `(i, j)` is `data[offset + i*row_stride + j*col_stride]`.
 #[derive(Clone, Copy, Debug)]
@@ -95,12 +102,7 @@ pub fn matmul_naive<T: Float>(
     }
 }
 
-/// Rows of `C` computed together: each loaded row of `B` is used four times.
-const ROW_BLOCK: usize = 4;
-/// Columns of `C` per block: four rows of this many f32 stay in L1 together with a row of `B`.
-const COL_BLOCK: usize = 512;
-
-/// `C = A·B + beta·C`, the production path (see the module docs).
+/// `C = A·B + beta·C` on the path [`Isa::selected`] picks (see the module docs).
 pub fn matmul<T: Float>(
     m: usize,
     n: usize,
@@ -110,7 +112,74 @@ pub fn matmul<T: Float>(
     c: &mut [T],
     beta: T,
 ) {
+    matmul_isa(Isa::selected(), m, n, k, a, b, c, beta)
+}
+
+/// [`matmul`] on an explicit path, for tests and benchmarks that compare paths.
+///
+/// # Panics
+/// If this CPU cannot run `isa` (see [`Isa::available`]), or `C` does not hold `m·n` elements.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_isa<T: Float>(
+    isa: Isa,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: MatRef<T>,
+    b: MatRef<T>,
+    c: &mut [T],
+    beta: T,
+) {
+    assert!(
+        isa.is_available(),
+        "matmul: this CPU cannot run the {} path",
+        isa.name()
+    );
     assert_eq!(c.len(), m * n, "matmul: C must hold m*n elements");
+    if beta == T::ZERO {
+        c.fill(T::ZERO);
+    } else if beta != T::ONE {
+        c.iter_mut().for_each(|x| *x *= beta);
+    }
+    T::gemm_acc(isa, m, n, k, &a, &b, c);
+}
+
+/// `C += A·B` for f32 on `isa`.
+pub(crate) fn gemm_acc_f32(
+    isa: Isa,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &MatRef<f32>,
+    b: &MatRef<f32>,
+    c: &mut [f32],
+) {
+    match isa {
+        // SAFETY: `matmul_isa` checked `isa.is_available()`, the kernels' only extra requirement.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { pack::gemm_acc::<x86::Avx512>(m, n, k, a, b, c) },
+        // SAFETY: as above (AVX2 and FMA detected).
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { pack::gemm_acc::<x86::Avx2>(m, n, k, a, b, c) },
+        _ => gemm_acc_portable(m, n, k, a, b, c),
+    }
+}
+
+/// Rows of `C` computed together: each loaded row of `B` is used four times.
+const ROW_BLOCK: usize = 4;
+/// Columns of `C` per block: four rows of this many f32 stay in L1 together with a row of `B`.
+const COL_BLOCK: usize = 512;
+
+/// `C += A·B`, portable: operands packed row-major, then a 4-row register block streaming `B` in
+/// cache-sized column blocks, which the compiler vectorises for the baseline target.
+pub(crate) fn gemm_acc_portable<T: Float>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &MatRef<T>,
+    b: &MatRef<T>,
+    c: &mut [T],
+) {
     if m == 0 || n == 0 {
         return;
     }
@@ -120,11 +189,6 @@ pub fn matmul<T: Float>(
     let block = |bi: usize, c_block: &mut [T]| {
         let rows = c_block.len() / n;
         let i0 = bi * ROW_BLOCK;
-        if beta == T::ZERO {
-            c_block.fill(T::ZERO);
-        } else if beta != T::ONE {
-            c_block.iter_mut().for_each(|x| *x *= beta);
-        }
         for j0 in (0..n).step_by(COL_BLOCK) {
             let j1 = (j0 + COL_BLOCK).min(n);
             for p in 0..k {
@@ -155,19 +219,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn beta_zero_ignores_garbage_and_beta_one_accumulates() {
-        let a = [1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0]; // 2x3
-        let bt = [1.0f64, 0.0, 0.0, 1.0, 1.0, 1.0]; // B stored column-major: columns [1,0,0] and [1,1,1]
-        let b = MatRef {
-            data: &bt,
-            offset: 0,
-            row_stride: 1,
-            col_stride: 3,
-        };
-        let mut c = [f64::NAN; 4];
-        matmul(2, 2, 3, MatRef::row_major(&a, 3), b, &mut c, 0.0);
-        assert_eq!(c, [1.0, 6.0, 4.0, 15.0]);
-        matmul(2, 2, 3, MatRef::row_major(&a, 3), b, &mut c, 1.0);
-        assert_eq!(c, [2.0, 12.0, 8.0, 30.0]);
+    fn beta_zero_ignores_garbage_and_beta_one_accumulates_on_every_path() {
+        for isa in Isa::available() {
+            let a = [1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0]; // 2x3
+            let bt = [1.0f64, 0.0, 0.0, 1.0, 1.0, 1.0]; // B stored column-major: columns [1,0,0] and [1,1,1]
+            let b = MatRef {
+                data: &bt,
+                offset: 0,
+                row_stride: 1,
+                col_stride: 3,
+            };
+            let mut c = [f64::NAN; 4];
+            matmul_isa(isa, 2, 2, 3, MatRef::row_major(&a, 3), b, &mut c, 0.0);
+            assert_eq!(c, [1.0, 6.0, 4.0, 15.0]);
+            matmul_isa(isa, 2, 2, 3, MatRef::row_major(&a, 3), b, &mut c, 1.0);
+            assert_eq!(c, [2.0, 12.0, 8.0, 30.0]);
+            let (a32, bt32): (Vec<f32>, Vec<f32>) = (
+                a.iter().map(|&x| x as f32).collect(),
+                bt.iter().map(|&x| x as f32).collect(),
+            );
+            let b32 = MatRef {
+                data: &bt32[..],
+                offset: 0,
+                row_stride: 1,
+                col_stride: 3,
+            };
+            let mut c32 = [f32::NAN; 4];
+            matmul_isa(isa, 2, 2, 3, MatRef::row_major(&a32, 3), b32, &mut c32, 0.0);
+            assert_eq!(c32, [1.0, 6.0, 4.0, 15.0], "{isa:?}");
+        }
     }
 }

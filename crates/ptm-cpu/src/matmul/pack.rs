@@ -1,0 +1,189 @@
+//! The packed GEMM driver shared by every SIMD micro-kernel (the BLIS loop structure).
+//!
+//! 1. A is packed once into row panels of MR, B into column panels of NR (both zero-padded), each
+//!    panel `k` steps deep and contiguous, so the micro-kernel reads both with unit stride
+//!    whatever the operands' strides (transposed views included).
+//! 2. C is cut into blocks of `MC × NC`; rayon runs the blocks in parallel (they are disjoint).
+//! 3. Per block and per `KC` slice of k, the micro-kernel runs over every (MR row panel, NR column
+//!    panel) pair: a full tile accumulates straight into C, an edge tile goes through a scratch
+//!    tile.
+//!
+//! Sizes: the A micro-panel of the inner loop (MR·KC·4 = 6 KiB) stays in L1; the B panels of a
+//! block (KC·NC·4 = 256 KiB) stay in the 1 MiB L2.
+
+use super::MatRef;
+use rayon::prelude::*;
+
+/// A register-tile kernel: `C[MR×NR] += Σ_p A[:, p] ⊗ B[p, :]`.
+pub(crate) trait MicroKernel {
+    /// Rows of the tile.
+    const MR: usize;
+    /// Columns of the tile.
+    const NR: usize;
+
+    /// # Safety
+    /// `a` must be readable for `k·MR` f32s and `b` for `k·NR`; `c` must be writable for `MR` rows
+    /// of `NR` f32s spaced `ldc` apart, not aliased by anything else during the call; and the CPU
+    /// must support the kernel's instruction set.
+    unsafe fn run(k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize);
+}
+
+/// Slice of k per pass over a block of C.
+const KC: usize = 256;
+/// Rows of C per parallel block (a multiple of every MR: 6).
+const MC: usize = 96;
+/// Columns of C per parallel block (a multiple of every NR: 64 and 16).
+const NC: usize = 256;
+
+/// Packs a `count × depth` operand into `ceil(count/width)` panels of `depth × width`, zero-padded:
+/// element `(idx, p)` goes to panel `idx / width`, position `p·width + idx % width`.
+/// `get(idx, p)` reads the operand; `run(idx, p0)` optionally gives the `width` consecutive
+/// elements `(idx..idx+width, p0)` as a slice when they are contiguous in memory.
+fn pack_panels<'a>(
+    count: usize,
+    depth: usize,
+    width: usize,
+    get: impl Fn(usize, usize) -> f32 + Sync,
+    run: impl Fn(usize, usize, usize) -> Option<&'a [f32]> + Sync,
+) -> Vec<f32> {
+    let mut out = vec![0.0f32; count.div_ceil(width) * depth * width];
+    let fill = |(q, panel): (usize, &mut [f32])| {
+        let i0 = q * width;
+        let w = width.min(count - i0);
+        for p in 0..depth {
+            let dst = &mut panel[p * width..p * width + w];
+            match run(i0, p, w) {
+                Some(src) => dst.copy_from_slice(src),
+                None => dst
+                    .iter_mut()
+                    .enumerate()
+                    .for_each(|(i, d)| *d = get(i0 + i, p)),
+            }
+        }
+    };
+    if count * depth >= 1 << 16 {
+        out.par_chunks_mut((depth * width).max(1))
+            .enumerate()
+            .for_each(fill);
+    } else {
+        out.chunks_mut((depth * width).max(1))
+            .enumerate()
+            .for_each(fill);
+    }
+    out
+}
+
+/// A (`m × k`) as MR-row panels.
+fn pack_a(m: usize, k: usize, mr: usize, a: &MatRef<f32>) -> Vec<f32> {
+    let contiguous_rows = a.row_stride == 1;
+    pack_panels(
+        m,
+        k,
+        mr,
+        |i, p| a.at(i, p),
+        |i, p, w| contiguous_rows.then(|| &a.data[a.offset + p * a.col_stride + i..][..w]),
+    )
+}
+
+/// B (`k × n`) as NR-column panels.
+fn pack_b(k: usize, n: usize, nr: usize, b: &MatRef<f32>) -> Vec<f32> {
+    let contiguous_cols = b.col_stride == 1;
+    pack_panels(
+        n,
+        k,
+        nr,
+        |j, p| b.at(p, j),
+        |j, p, w| contiguous_cols.then(|| &b.data[b.offset + p * b.row_stride + j..][..w]),
+    )
+}
+
+/// The output pointer shared by the parallel blocks, which write disjoint tiles.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: every parallel task writes only the tiles of its own (row block, column block) of C, so
+// no element is written by two threads, and `c` outlives the parallel section.
+unsafe impl Send for OutPtr {}
+// SAFETY: as above; the pointer itself is only copied, never used to alias a tile across tasks.
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    /// The element `offset` places past the start. A method, so closures capture the whole
+    /// (Sync) wrapper rather than its raw-pointer field.
+    ///
+    /// # Safety
+    /// `offset` must lie inside C.
+    unsafe fn at(self, offset: usize) -> *mut f32 {
+        // SAFETY: forwarded to the caller.
+        unsafe { self.0.add(offset) }
+    }
+}
+
+/// `C += A·B` with micro-kernel `K`; `C` is row-major `m × n`.
+///
+/// # Safety
+/// The CPU must support `K`'s instruction set.
+pub(crate) unsafe fn gemm_acc<K: MicroKernel>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &MatRef<f32>,
+    b: &MatRef<f32>,
+    c: &mut [f32],
+) {
+    let (mr, nr) = (K::MR, K::NR);
+    assert_eq!(c.len(), m * n, "gemm_acc: C must hold m*n elements");
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    let (ap, bp) = (pack_a(m, k, mr, a), pack_b(k, n, nr, b));
+    let blocks: Vec<(usize, usize)> = (0..m.div_ceil(MC))
+        .flat_map(|ib| (0..n.div_ceil(NC)).map(move |jb| (ib, jb)))
+        .collect();
+    let out = OutPtr(c.as_mut_ptr());
+    let run_block = |&(ib, jb): &(usize, usize)| {
+        let (i0, j0) = (ib * MC, jb * NC);
+        let (mc, nc) = (MC.min(m - i0), NC.min(n - j0));
+        let mut scratch = vec![0.0f32; mr * nr];
+        for p0 in (0..k).step_by(KC) {
+            let kc = KC.min(k - p0);
+            for ir in (0..mc).step_by(mr) {
+                let a_panel = &ap[((i0 + ir) / mr * k + p0) * mr..][..kc * mr];
+                for jr in (0..nc).step_by(nr) {
+                    let b_panel = &bp[((j0 + jr) / nr * k + p0) * nr..][..kc * nr];
+                    let (rows, cols) = (mr.min(mc - ir), nr.min(nc - jr));
+                    // SAFETY: the tile's top-left element (i0+ir, j0+jr) lies inside C.
+                    let tile = unsafe { out.at((i0 + ir) * n + j0 + jr) };
+                    if rows == mr && cols == nr {
+                        // SAFETY: panels hold kc·MR and kc·NR values; the full tile is inside C
+                        // (rows and cols fit) and belongs to this task alone; the ISA was checked
+                        // by our caller.
+                        unsafe { K::run(kc, a_panel.as_ptr(), b_panel.as_ptr(), tile, n) };
+                    } else {
+                        scratch.fill(0.0);
+                        // SAFETY: as above, with the scratch tile (MR×NR, row stride NR) as output.
+                        unsafe {
+                            K::run(
+                                kc,
+                                a_panel.as_ptr(),
+                                b_panel.as_ptr(),
+                                scratch.as_mut_ptr(),
+                                nr,
+                            )
+                        };
+                        for r in 0..rows {
+                            for j in 0..cols {
+                                // SAFETY: (r, j) is within the valid part of this task's tile.
+                                unsafe { *tile.add(r * n + j) += scratch[r * nr + j] };
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    if m * n * k >= 1 << 18 && blocks.len() > 1 {
+        blocks.par_iter().for_each(run_block);
+    } else {
+        blocks.iter().for_each(run_block);
+    }
+}
