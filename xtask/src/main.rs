@@ -22,9 +22,10 @@ enum Cmd {
         /// The recipe to run.
         recipe: Recipe,
     },
-    /// Run the criterion benchmarks (kernel comparisons, figures in docs/perf.md).
+    /// Run the criterion benchmarks: matmul and elementwise kernels against their baselines
+    /// (figures in docs/perf.md).
     Bench {
-        /// Extra arguments passed to criterion (e.g. a filter like `matmul_f32/256`).
+        /// Extra arguments passed to criterion (e.g. a filter like `matmul_f32/256` or `softmax`).
         #[arg(trailing_var_arg = true)]
         args: Vec<String>,
     },
@@ -63,7 +64,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 .into(),
         ),
         Cmd::Bench { args } => {
-            let mut a = vec!["bench", "--bench", "matmul", "--"];
+            let mut a = vec!["bench", "--"];
             a.extend(args.iter().map(String::as_str));
             cargo(&a)
         }

@@ -3,13 +3,13 @@
 //! are never stored: the forward keeps one log-sum-exp per row, the backward recomputes them.
 
 use crate::element::Float;
+use crate::softmax::{exp_shifted, row_max, sum_f64};
 
-/// `ln Σ exp(row)`, shifted by the max; the sum accumulates in f64 because an f32 running sum
-/// over a 50257-wide vocabulary drifts by ~1e-5.
-fn log_sum_exp<T: Float>(row: &[T]) -> T {
-    let mx = row.iter().fold(T::NEG_INFINITY, |m, &v| m.max_of(v));
-    let sum = row.iter().fold(0.0f64, |s, &v| s + (v - mx).exp().to_f64());
-    T::from_f64(mx.to_f64() + sum.ln())
+/// `ln Σ exp(row)`, shifted by the max, using `scratch` (the row's length) for the exponentials.
+fn log_sum_exp<T: Float>(row: &[T], scratch: &mut [T]) -> T {
+    let mx = row_max(row);
+    exp_shifted(row, mx, scratch);
+    T::from_f64(mx.to_f64() + sum_f64(scratch).ln())
 }
 
 /// Sum over counted rows of `lse(row) − row[target]`, and the number of counted rows.
@@ -21,11 +21,12 @@ pub fn cross_entropy_fwd<T: Float>(
     ignore_index: i64,
 ) -> (f64, usize) {
     let (mut total, mut count) = (0.0f64, 0usize);
+    let mut scratch = vec![T::ZERO; c];
     for (row, &t) in logits.chunks(c).zip(targets) {
         if t == ignore_index {
             continue;
         }
-        total += (log_sum_exp(row) - row[t as usize]).to_f64();
+        total += (log_sum_exp(row, &mut scratch) - row[t as usize]).to_f64();
         count += 1;
     }
     (total, count)
@@ -46,10 +47,9 @@ pub fn cross_entropy_bwd<T: Float>(
             g.fill(T::ZERO);
             continue;
         }
-        let lse = log_sum_exp(row);
-        for (gv, &v) in g.iter_mut().zip(row) {
-            *gv = scale * (v - lse).exp();
-        }
+        let lse = log_sum_exp(row, g);
+        exp_shifted(row, lse, g);
+        g.iter_mut().for_each(|v| *v *= scale);
         g[t as usize] -= scale;
     }
 }

@@ -98,6 +98,10 @@ pub trait Float:
     fn erf(self) -> Self;
     /// Whether the value is NaN.
     fn is_nan(self) -> bool;
+    /// The logistic sigmoid `1/(1+e^-x)`, without overflow for large |x|.
+    fn sigmoid(self) -> Self;
+    /// `v[i] = f(v[i])`; for f32 compiled for the widest vectors of [`Isa::selected`].
+    fn map_slice(v: &mut [Self], f: impl Fn(Self) -> Self);
     /// `C += A·B` (`C` row-major `m×n`) on the instruction-set path `isa`, which the caller has
     /// checked this CPU supports. f32 has SIMD paths; f64 always takes the portable one.
     #[allow(clippy::too_many_arguments)]
@@ -113,28 +117,35 @@ pub trait Float:
 }
 
 macro_rules! float_element {
-    ($t:ty, $erf:path, $gemm:expr) => {
+    ($t:ty, erf: $erf:path, exp: $exp:expr, tanh: $tanh:expr, sigmoid: $sigmoid:expr, map: $map:expr, gemm: $gemm:expr) => {
         impl Element for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
+            #[inline]
             fn add(self, rhs: Self) -> Self {
                 self + rhs
             }
+            #[inline]
             fn sub(self, rhs: Self) -> Self {
                 self - rhs
             }
+            #[inline]
             fn mul(self, rhs: Self) -> Self {
                 self * rhs
             }
+            #[inline]
             fn div(self, rhs: Self) -> Option<Self> {
                 Some(self / rhs)
             }
+            #[inline]
             fn from_f64(x: f64) -> Self {
                 x as $t
             }
+            #[inline]
             fn to_f64(self) -> f64 {
                 self as f64
             }
+            #[inline]
             fn max_of(self, rhs: Self) -> Self {
                 if self.is_nan() || self >= rhs {
                     self
@@ -142,6 +153,7 @@ macro_rules! float_element {
                     rhs
                 }
             }
+            #[inline]
             fn min_of(self, rhs: Self) -> Self {
                 if self.is_nan() || self <= rhs {
                     self
@@ -153,30 +165,47 @@ macro_rules! float_element {
         impl Float for $t {
             const NEG_INFINITY: Self = <$t>::NEG_INFINITY;
             const MIN_FINITE: Self = <$t>::MIN;
+            #[inline]
             fn exp(self) -> Self {
-                <$t>::exp(self)
+                $exp(self)
             }
+            #[inline]
             fn ln(self) -> Self {
                 <$t>::ln(self)
             }
+            #[inline]
             fn sqrt(self) -> Self {
                 <$t>::sqrt(self)
             }
+            #[inline]
             fn tanh(self) -> Self {
-                <$t>::tanh(self)
+                $tanh(self)
             }
+            #[inline]
             fn abs(self) -> Self {
                 <$t>::abs(self)
             }
+            #[inline]
             fn powf(self, e: Self) -> Self {
                 <$t>::powf(self, e)
             }
+            #[inline]
             fn erf(self) -> Self {
                 $erf(self)
             }
+            #[inline]
             fn is_nan(self) -> bool {
                 <$t>::is_nan(self)
             }
+            #[inline]
+            fn sigmoid(self) -> Self {
+                $sigmoid(self)
+            }
+            #[inline]
+            fn map_slice(v: &mut [Self], f: impl Fn(Self) -> Self) {
+                $map(v, f)
+            }
+            #[inline]
             fn gemm_acc(
                 isa: Isa,
                 m: usize,
@@ -191,7 +220,38 @@ macro_rules! float_element {
         }
     };
 }
-float_element!(f32, libm::erff, crate::matmul::gemm_acc_f32);
-float_element!(f64, libm::erf, |_, m, n, k, a, b, c| {
-    crate::matmul::gemm_acc_portable(m, n, k, a, b, c)
-});
+/// `v[i] = f(v[i])`, a plain loop.
+fn map_plain<T: Copy>(v: &mut [T], f: impl Fn(T) -> T) {
+    v.iter_mut().for_each(|x| *x = f(*x));
+}
+
+/// The sigmoid from whichever side keeps `e^-|x|` ≤ 1.
+fn sigmoid_f64(x: f64) -> f64 {
+    let e = (-x.abs()).exp();
+    if x >= 0.0 {
+        1.0 / (1.0 + e)
+    } else {
+        e / (1.0 + e)
+    }
+}
+
+// f32 takes the vectorisable transcendentals of `vmath` (within 2.2 ulp); f64, which the gradient
+// checks run in, keeps the correctly rounded std/libm ones.
+float_element!(
+    f32,
+    erf: libm::erff,
+    exp: crate::vmath::exp,
+    tanh: crate::vmath::tanh,
+    sigmoid: crate::vmath::sigmoid,
+    map: crate::vmath::map_f32,
+    gemm: crate::matmul::gemm_acc_f32
+);
+float_element!(
+    f64,
+    erf: libm::erf,
+    exp: f64::exp,
+    tanh: f64::tanh,
+    sigmoid: sigmoid_f64,
+    map: map_plain,
+    gemm: |_, m, n, k, a, b, c| crate::matmul::gemm_acc_portable(m, n, k, a, b, c)
+);

@@ -34,6 +34,7 @@ pub mod matmul;
 pub mod parallel;
 pub mod softmax;
 pub mod strided;
+pub mod vmath;
 
 pub use element::{Element, Float};
 pub use isa::Isa;

@@ -31,18 +31,11 @@ impl UnaryOp {
     }
 }
 
-fn sigmoid<T: Float>(x: T) -> T {
-    T::ONE / (T::ONE + (-x).exp())
-}
-
 /// Applies `op` in place. The match sits outside the loops so each arm is a tight loop.
 fn apply<T: Float>(op: UnaryOp, v: &mut [T]) {
     macro_rules! each {
         (|$x:ident| $e:expr) => {
-            v.iter_mut().for_each(|p| {
-                let $x = *p;
-                *p = $e;
-            })
+            T::map_slice(v, |$x| $e)
         };
     }
     match op {
@@ -64,11 +57,11 @@ fn apply<T: Float>(op: UnaryOp, v: &mut [T]) {
             each!(|x| x.powf(e))
         }
         UnaryOp::Tanh => each!(|x| x.tanh()),
-        UnaryOp::Sigmoid => each!(|x| sigmoid(x)),
+        UnaryOp::Sigmoid => each!(|x| x.sigmoid()),
         UnaryOp::Relu => each!(|x| if x > T::ZERO { x } else { T::ZERO }),
         UnaryOp::GeluTanh => each!(|x| gelu_tanh(x)),
         UnaryOp::GeluErf => each!(|x| gelu_erf(x)),
-        UnaryOp::Silu => each!(|x| x * sigmoid(x)),
+        UnaryOp::Silu => each!(|x| x * x.sigmoid()),
         UnaryOp::AddScalar(c) => {
             let c = T::from_f64(c);
             each!(|x| x + c)
@@ -83,11 +76,11 @@ fn apply<T: Float>(op: UnaryOp, v: &mut [T]) {
 /// d op(x) / dx for the ops whose derivative is not a short expression of other ops.
 fn apply_grad<T: Float>(op: UnaryOp, v: &mut [T]) {
     match op {
-        UnaryOp::GeluTanh => v.iter_mut().for_each(|x| *x = gelu_tanh_grad(*x)),
-        UnaryOp::GeluErf => v.iter_mut().for_each(|x| *x = gelu_erf_grad(*x)),
-        UnaryOp::Silu => v.iter_mut().for_each(|x| {
-            let s = sigmoid(*x);
-            *x = s * (T::ONE + *x * (T::ONE - s));
+        UnaryOp::GeluTanh => T::map_slice(v, gelu_tanh_grad),
+        UnaryOp::GeluErf => T::map_slice(v, gelu_erf_grad),
+        UnaryOp::Silu => T::map_slice(v, |x| {
+            let s = x.sigmoid();
+            s * (T::ONE + x * (T::ONE - s))
         }),
         _ => unreachable!("apply_grad is only called for GELU and SiLU"),
     }
