@@ -16,6 +16,8 @@ use crate::isa::Isa;
 use crate::parallel::MIN_PARALLEL_WORK;
 use rayon::prelude::*;
 
+// The packed driver serves the x86 micro-kernels; other targets take the portable path for now.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) mod pack;
 #[cfg(target_arch = "x86_64")]
 mod x86;

@@ -37,8 +37,8 @@ const NC: usize = 256;
 
 /// Packs a `count × depth` operand into `ceil(count/width)` panels of `depth × width`, zero-padded:
 /// element `(idx, p)` goes to panel `idx / width`, position `p·width + idx % width`.
-/// `get(idx, p)` reads the operand; `run(idx, p0)` optionally gives the `width` consecutive
-/// elements `(idx..idx+width, p0)` as a slice when they are contiguous in memory.
+/// `get(idx, p)` reads one element; `run(idx, p, w)` gives the `w` consecutive elements
+/// `(idx..idx+w, p)` as one slice when they are contiguous in memory (a memcpy instead of a gather).
 fn pack_panels<'a>(
     count: usize,
     depth: usize,
