@@ -12,5 +12,7 @@
 //! assert_eq!(x.sum_all().unwrap().to_scalar::<f32>().unwrap(), 4.0);
 //! ```
 
+#![warn(missing_docs)]
+
 pub use ptm_cpu;
 pub use ptm_tensor;

@@ -22,6 +22,8 @@
 //! assert_eq!(p, [0.5, 0.5]);
 //! ```
 
+#![warn(missing_docs)]
+
 #[cfg(feature = "bench-baselines")]
 pub mod baseline;
 pub mod conv;

@@ -73,7 +73,7 @@ macro_rules! op_kinds {
         /// Every kind of differentiable op the autograd records. The gradient-check suite proves it
         /// has run each of them through `backward` (see [`crate::coverage`]).
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum OpKind { $($kind),* }
+        pub enum OpKind { $(#[doc = concat!("Ops recorded as `", stringify!($kind), "`.")] $kind),* }
 
         impl OpKind {
             /// All kinds, in declaration order.
