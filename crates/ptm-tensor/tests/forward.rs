@@ -347,3 +347,36 @@ fn dropout_is_seeded_and_keeps_the_expectation() {
     assert!((kept - 0.75).abs() < 0.022, "kept fraction {kept}");
     assert!(a.iter().all(|&v| v == 0.0 || (v - 1.0 / 0.75).abs() < 1e-6));
 }
+
+#[test]
+fn half_precision_binary_ops_read_views() {
+    // A narrowed, transposed bf16/f16 view plus a broadcast row: same as the f32 result rounded.
+    let base = Tensor::arange(0.0, 24.0, DType::F32, &Device::Cpu)
+        .unwrap()
+        .reshape([4, 6])
+        .unwrap();
+    let row = Tensor::from_vec(vec![0.5f32, -1.0, 2.0, 0.25], [4], &Device::Cpu).unwrap();
+    let want = base
+        .narrow(1, 1, 3)
+        .unwrap()
+        .t()
+        .unwrap()
+        .add(&row)
+        .unwrap()
+        .to_f64_vec()
+        .unwrap();
+    for dt in [DType::BF16, DType::F16] {
+        let got = base
+            .to_dtype(dt)
+            .unwrap()
+            .narrow(1, 1, 3)
+            .unwrap()
+            .t()
+            .unwrap()
+            .add(&row.to_dtype(dt).unwrap())
+            .unwrap();
+        assert_eq!(got.dims(), &[3, 4]);
+        // Every value here (quarters up to 23) is exact in both formats.
+        assert_eq!(got.to_f64_vec().unwrap(), want, "{dt:?}");
+    }
+}

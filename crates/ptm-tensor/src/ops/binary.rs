@@ -4,9 +4,8 @@ use super::dispatch_dtype;
 use crate::dtype::WithDType;
 use crate::error::{Error, Result};
 use crate::op::{BinaryOp, Op};
-use crate::storage::{CpuStorage, IntoStorage};
-use crate::{broadcast_shape, DType, Layout, Tensor};
-use half::{bf16, f16};
+use crate::storage::{Compute, CpuStorage, IntoStorage};
+use crate::{broadcast_shape, Layout, Tensor};
 use ptm_cpu::strided::for_each_offset2;
 use ptm_cpu::Element;
 
@@ -109,13 +108,10 @@ fn broadcast_pair(op: &'static str, a: &Tensor, b: &Tensor) -> Result<(Layout, L
     ))
 }
 
-/// Widens half-precision storage to f32 so the generic kernels can run on it.
-fn widen(s: &CpuStorage) -> Option<Vec<f32>> {
-    match s {
-        CpuStorage::F16(v) => Some(v.iter().map(|x| x.to_f32()).collect()),
-        CpuStorage::BF16(v) => Some(v.iter().map(|x| x.to_f32()).collect()),
-        _ => None,
-    }
+/// The view `l` of half-precision storage widened to f32 (contiguous, so no larger than the
+/// output); `None` for the other dtypes, which the kernels read in place.
+fn widen(s: &CpuStorage, l: &Layout) -> Option<Vec<f32>> {
+    matches!(s, CpuStorage::F16(_) | CpuStorage::BF16(_)).then(|| <f32 as Compute>::read(s, l))
 }
 
 impl Tensor {
@@ -132,20 +128,10 @@ impl Tensor {
                 ),
             ));
         }
-        let storage = match (widen(self.storage()), widen(rhs.storage())) {
+        let storage = match (widen(self.storage(), &la), widen(rhs.storage(), &lb)) {
             (Some(a), Some(b)) => {
-                let v = binary_typed(op, &a, &la, &b, &lb);
-                if dtype == DType::F16 {
-                    v.into_iter()
-                        .map(f16::from_f32)
-                        .collect::<Vec<_>>()
-                        .into_storage()
-                } else {
-                    v.into_iter()
-                        .map(bf16::from_f32)
-                        .collect::<Vec<_>>()
-                        .into_storage()
-                }
+                let contiguous = Layout::contiguous(la.shape().clone());
+                <f32 as Compute>::write(binary_typed(op, &a, &contiguous, &b, &contiguous), dtype)
             }
             _ => match (self.storage(), rhs.storage()) {
                 (CpuStorage::F32(a), CpuStorage::F32(b)) => {

@@ -44,7 +44,8 @@ fn batched<T: Float>(
             row_stride: sb[nb],
             col_stride: sb[nb + 1],
         };
-        matmul(m, n, k, ma, mb, c, T::ZERO);
+        // `out` starts zeroed, so accumulating (beta = 1) skips a second zeroing pass.
+        matmul(m, n, k, ma, mb, c, T::ONE);
     }
     out
 }
