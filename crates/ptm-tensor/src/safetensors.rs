@@ -127,26 +127,146 @@ pub fn load_from_bytes(bytes: &[u8], path: &Path) -> Result<BTreeMap<String, Ten
     let st = SafeTensors::deserialize(bytes).map_err(|e| st_err(path, e.to_string()))?;
     let mut out = BTreeMap::new();
     for (name, view) in st.tensors() {
-        let (shape, b) = (view.shape().to_vec(), view.data());
-        let storage = match view.dtype() {
-            StDtype::F32 => CpuStorage::F32(decode(b)),
-            StDtype::F64 => CpuStorage::F64(decode(b)),
-            StDtype::F16 => CpuStorage::F16(decode(b)),
-            StDtype::BF16 => CpuStorage::BF16(decode(b)),
-            StDtype::U32 => CpuStorage::U32(decode(b)),
-            StDtype::I64 => CpuStorage::I64(decode(b)),
-            other => {
-                return Err(st_err(
-                    path,
-                    format!("tensor '{name}' has dtype {other:?}, which ptm does not hold"),
-                ))
-            }
-        };
-        let t = Tensor::from_vec_storage(storage, shape)
-            .map_err(|e| st_err(path, format!("tensor '{name}': {e}")))?;
+        let t = decode_tensor(view.dtype(), view.shape(), view.data(), &name, path)?;
         out.insert(name, t);
     }
     Ok(out)
+}
+
+/// Copies one tensor's little-endian bytes into owned storage.
+fn decode_tensor(
+    dtype: StDtype,
+    shape: &[usize],
+    b: &[u8],
+    name: &str,
+    path: &Path,
+) -> Result<Tensor> {
+    let storage = match dtype {
+        StDtype::F32 => CpuStorage::F32(decode(b)),
+        StDtype::F64 => CpuStorage::F64(decode(b)),
+        StDtype::F16 => CpuStorage::F16(decode(b)),
+        StDtype::BF16 => CpuStorage::BF16(decode(b)),
+        StDtype::U32 => CpuStorage::U32(decode(b)),
+        StDtype::I64 => CpuStorage::I64(decode(b)),
+        other => {
+            return Err(st_err(
+                path,
+                format!("tensor '{name}' has dtype {other:?}, which ptm does not hold"),
+            ))
+        }
+    };
+    Tensor::from_vec_storage(storage, shape.to_vec())
+        .map_err(|e| st_err(path, format!("tensor '{name}': {e}")))
+}
+
+/// The shape and dtype of one tensor in a file, read from the header alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TensorMeta {
+    /// Dims as stored.
+    pub shape: Vec<usize>,
+    /// The dtype on disk, or `None` for a dtype ptm does not hold (e.g. int8).
+    pub dtype: Option<DType>,
+}
+
+/// A safetensors file mapped into memory: the header is parsed and checked once, and tensors are
+/// copied out one at a time on request.
+///
+/// Each tensor's pages are released from the process after it is copied out, so loading a whole
+/// model peaks near the size of the weights rather than twice it.
+pub struct MappedFile {
+    path: std::path::PathBuf,
+    mmap: memmap2::Mmap,
+    data_start: usize,
+    meta: safetensors::tensor::Metadata,
+}
+
+impl MappedFile {
+    /// Maps `path` and validates its header (names, dtypes, shapes, offsets within the file).
+    pub fn open(path: impl AsRef<Path>) -> Result<MappedFile> {
+        let path = path.as_ref().to_path_buf();
+        let io_err = |source| Error::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let file = std::fs::File::open(&path).map_err(io_err)?;
+        // SAFETY: the map is read-only and private. Another process truncating or rewriting the file
+        // while it is mapped is outside what Rust can guard (the caveat of every mmap reader); ptm
+        // itself never writes a file it has mapped (saves go to a temporary file and rename).
+        let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(io_err)?;
+        // Full validation (offsets inside the buffer, no overlaps) reads only the header.
+        SafeTensors::deserialize(&mmap).map_err(|e| st_err(&path, e.to_string()))?;
+        let (header_len, meta) =
+            SafeTensors::read_metadata(&mmap).map_err(|e| st_err(&path, e.to_string()))?;
+        Ok(MappedFile {
+            path,
+            mmap,
+            data_start: 8 + header_len,
+            meta,
+        })
+    }
+
+    /// The file this maps.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Every tensor name in the file, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.meta.tensors().into_keys().collect();
+        names.sort();
+        names
+    }
+
+    /// Shape and dtype of `name`, or `None` if the file has no such tensor.
+    pub fn meta(&self, name: &str) -> Option<TensorMeta> {
+        self.meta.info(name).map(|info| TensorMeta {
+            shape: info.shape.clone(),
+            dtype: from_st(info.dtype),
+        })
+    }
+
+    /// Copies tensor `name` out of the map (in its stored dtype) and drops its pages from memory.
+    pub fn load(&self, name: &str) -> Result<Tensor> {
+        let info = self
+            .meta
+            .info(name)
+            .ok_or_else(|| st_err(&self.path, format!("no tensor named '{name}'")))?;
+        let (start, end) = info.data_offsets;
+        let (start, end) = (self.data_start + start, self.data_start + end);
+        let t = decode_tensor(
+            info.dtype,
+            &info.shape,
+            &self.mmap[start..end],
+            name,
+            &self.path,
+        )?;
+        #[cfg(unix)]
+        if end > start {
+            // SAFETY: MADV_DONTNEED on a private read-only file mapping only drops the pages from
+            // this process; the next access re-reads the same bytes from the file. No reference into
+            // the range outlives this call (the tensor above owns a copy).
+            let _ = unsafe {
+                self.mmap.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    start,
+                    end - start,
+                )
+            };
+        }
+        Ok(t)
+    }
+}
+
+fn from_st(dtype: StDtype) -> Option<DType> {
+    Some(match dtype {
+        StDtype::F32 => DType::F32,
+        StDtype::F64 => DType::F64,
+        StDtype::F16 => DType::F16,
+        StDtype::BF16 => DType::BF16,
+        StDtype::U32 => DType::U32,
+        StDtype::I64 => DType::I64,
+        _ => return None,
+    })
 }
 
 impl Tensor {

@@ -198,6 +198,7 @@ fn attention_matches_explicit_loops_with_causal_padding_and_prefix() {
         key_padding_mask: Some(&mask),
         prefix: Some((&pk, &pv)),
         scale: None,
+        dropout: None,
     };
     let got = scaled_dot_product_attention(&q, &k, &v, opts)
         .unwrap()
@@ -379,4 +380,63 @@ fn half_precision_binary_ops_read_views() {
         // Every value here (quarters up to 23) is exact in both formats.
         assert_eq!(got.to_f64_vec().unwrap(), want, "{dt:?}");
     }
+}
+
+/// Attention dropout zeroes weights with the mask its seed draws (one uniform per weight, in
+/// row-major order, as `Tensor::dropout`) and scales the kept ones by 1/(1-p).
+#[test]
+fn attention_dropout_uses_its_seeded_mask() {
+    let (b, h, t, d, p, seed) = (1, 2, 3, 4, 0.4, 99);
+    let (q, k, v) = (
+        randn(&[b, h, t, d], 1),
+        randn(&[b, h, t, d], 2),
+        randn(&[b, h, t, d], 3),
+    );
+    let opts = AttentionOptions {
+        dropout: Some((p, seed)),
+        ..Default::default()
+    };
+    let got = scaled_dot_product_attention(&q, &k, &v, opts)
+        .unwrap()
+        .to_f64_vec()
+        .unwrap();
+    let (qv, kv, vv) = (
+        q.to_f64_vec().unwrap(),
+        k.to_f64_vec().unwrap(),
+        v.to_f64_vec().unwrap(),
+    );
+    let mut rng = Rng::new(seed);
+    let mut want = vec![];
+    for hi in 0..h {
+        let base = hi * t * d;
+        let mut weights = vec![];
+        for i in 0..t {
+            let s: Vec<f64> = (0..t)
+                .map(|j| {
+                    (0..d)
+                        .map(|c| qv[base + i * d + c] * kv[base + j * d + c])
+                        .sum::<f64>()
+                        / (d as f64).sqrt()
+                })
+                .collect();
+            let m = s.iter().cloned().fold(f64::MIN, f64::max);
+            let z: f64 = s.iter().map(|x| (x - m).exp()).sum();
+            weights.push(s.iter().map(|x| (x - m).exp() / z).collect::<Vec<_>>());
+        }
+        for row in weights.iter_mut() {
+            for w in row.iter_mut() {
+                *w = if rng.uniform() < p {
+                    0.0
+                } else {
+                    *w / (1.0 - p)
+                };
+            }
+        }
+        for row in &weights {
+            for c in 0..d {
+                want.push((0..t).map(|j| row[j] * vv[base + j * d + c]).sum::<f64>());
+            }
+        }
+    }
+    assert_close(&got, &want, 1e-12, "attention dropout");
 }

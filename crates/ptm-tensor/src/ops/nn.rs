@@ -289,6 +289,8 @@ pub struct AttentionOptions<'a> {
     pub prefix: Option<(&'a Tensor, &'a Tensor)>,
     /// Score scale; `1/sqrt(head_dim)` when `None`.
     pub scale: Option<f64>,
+    /// Dropout on the attention weights while training: probability and the seed of its mask.
+    pub dropout: Option<(f64, u64)>,
 }
 
 /// The most negative finite value of a float dtype: what masked scores are set to, as PyTorch's
@@ -340,7 +342,12 @@ pub fn scaled_dot_product_attention(
         Some(allowed) => scores.masked_fill(&allowed.eq_scalar(0.0)?, min_finite(q.dtype()))?,
         None => scores,
     };
-    scores.softmax(-1)?.matmul(&v)
+    let weights = scores.softmax(-1)?;
+    let weights = match opts.dropout {
+        Some((p, seed)) if p > 0.0 => weights.dropout(p, &mut crate::Rng::new(seed))?,
+        _ => weights,
+    };
+    weights.matmul(&v)
 }
 
 fn bad_prefix(t: &Tensor, want: [usize; 4]) -> Error {
