@@ -33,6 +33,7 @@ pub mod gelu;
 pub mod isa;
 pub mod layer_norm;
 pub mod matmul;
+pub mod optim;
 pub mod parallel;
 pub mod softmax;
 pub mod strided;

@@ -1,0 +1,50 @@
+//! Helpers shared by the parity tests: fixture paths and tolerance checks.
+#![allow(dead_code)]
+
+use ptm_tensor::Tensor;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// `tests/fixtures/<name>` at the repository root.
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures")
+        .join(name)
+}
+
+/// The reference tensors of a fixture directory.
+pub fn expected(name: &str) -> BTreeMap<String, Tensor> {
+    ptm_tensor::safetensors::load(fixture(name).join("expected.safetensors")).unwrap()
+}
+
+/// Largest |got − want| divided by the largest |want|: the error relative to the tensor's scale
+/// (element-wise ratios blow up where the reference crosses zero).
+pub fn rel_err(got: &Tensor, want: &Tensor) -> f64 {
+    assert_eq!(got.dims(), want.dims(), "shapes differ");
+    let (g, w) = (got.to_f64_vec().unwrap(), want.to_f64_vec().unwrap());
+    let scale = w.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    let diff = g
+        .iter()
+        .zip(&w)
+        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+    if scale == 0.0 {
+        diff
+    } else {
+        diff / scale
+    }
+}
+
+/// Asserts `rel_err(got, want) <= tol`, naming `what`.
+pub fn assert_rel(got: &Tensor, want: &Tensor, tol: f64, what: &str) {
+    let e = rel_err(got, want);
+    eprintln!("{what}: relative error {e:.2e} (tolerance {tol:.0e})");
+    assert!(e <= tol, "{what}: relative error {e:.3e} > {tol:.0e}");
+}
+
+/// A scratch directory under the target dir, emptied first.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

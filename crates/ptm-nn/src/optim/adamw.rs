@@ -1,0 +1,150 @@
+//! AdamW with PyTorch's decoupled weight decay and per-parameter step counts.
+
+use super::{non_negative, read_param, state_step, state_vec, write_param, Optimizer};
+use crate::error::{invalid, Result};
+use crate::param::Param;
+use ptm_tensor::{Device, GradStore, Tensor};
+use std::collections::BTreeMap;
+
+/// AdamW settings, PyTorch's defaults.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamWConfig {
+    /// Learning rate (1e-3).
+    pub lr: f64,
+    /// First-moment decay (0.9).
+    pub beta1: f64,
+    /// Second-moment decay (0.999).
+    pub beta2: f64,
+    /// Denominator term (1e-8).
+    pub eps: f64,
+    /// Decoupled weight decay (0.01).
+    pub weight_decay: f64,
+}
+
+impl Default for AdamWConfig {
+    fn default() -> Self {
+        AdamWConfig {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.01,
+        }
+    }
+}
+
+struct Slot {
+    name: String,
+    param: Param,
+    decay: bool,
+    step: u64,
+    m: Vec<f32>,
+    v: Vec<f32>,
+}
+
+/// AdamW over a list of named parameters.
+pub struct AdamW {
+    cfg: AdamWConfig,
+    slots: Vec<Slot>,
+}
+
+impl AdamW {
+    /// An optimizer over `params`; weight decay applies where `decay(name)` is true (Hugging Face's
+    /// Trainer exempts biases and norm weights).
+    pub fn new(
+        params: Vec<(String, Param)>,
+        cfg: AdamWConfig,
+        decay: impl Fn(&str) -> bool,
+    ) -> Result<AdamW> {
+        let bad =
+            |what: &str, v: f64| Err(invalid("AdamW", format!("{what} = {v} is out of range")));
+        if !non_negative(cfg.lr) {
+            return bad("lr", cfg.lr);
+        }
+        if !(0.0..1.0).contains(&cfg.beta1) {
+            return bad("beta1", cfg.beta1);
+        }
+        if !(0.0..1.0).contains(&cfg.beta2) {
+            return bad("beta2", cfg.beta2);
+        }
+        if !non_negative(cfg.eps) {
+            return bad("eps", cfg.eps);
+        }
+        if !non_negative(cfg.weight_decay) {
+            return bad("weight_decay", cfg.weight_decay);
+        }
+        let slots = params
+            .into_iter()
+            .map(|(name, param)| {
+                let n = param.tensor().elem_count();
+                Slot {
+                    decay: decay(&name),
+                    name,
+                    param,
+                    step: 0,
+                    m: vec![0.0; n],
+                    v: vec![0.0; n],
+                }
+            })
+            .collect();
+        Ok(AdamW { cfg, slots })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> AdamWConfig {
+        self.cfg
+    }
+}
+
+impl Optimizer for AdamW {
+    fn step(&mut self, grads: &GradStore) -> Result<()> {
+        for s in &mut self.slots {
+            let Some((mut p, g)) = read_param(&s.name, &s.param, grads)? else {
+                continue;
+            };
+            s.step += 1;
+            let h = ptm_cpu::optim::AdamW {
+                lr: self.cfg.lr,
+                beta1: self.cfg.beta1,
+                beta2: self.cfg.beta2,
+                eps: self.cfg.eps,
+                weight_decay: if s.decay { self.cfg.weight_decay } else { 0.0 },
+            };
+            ptm_cpu::optim::adamw_step(&mut p, &g, &mut s.m, &mut s.v, &h, s.step);
+            write_param(&s.param, p)?;
+        }
+        Ok(())
+    }
+
+    fn learning_rate(&self) -> f64 {
+        self.cfg.lr
+    }
+
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.cfg.lr = lr;
+    }
+
+    fn state(&self) -> Result<BTreeMap<String, Tensor>> {
+        let mut out = BTreeMap::new();
+        for s in &self.slots {
+            let dims = s.param.tensor().dims().to_vec();
+            let m = Tensor::from_vec(s.m.clone(), dims.as_slice(), &Device::Cpu)?;
+            let v = Tensor::from_vec(s.v.clone(), dims.as_slice(), &Device::Cpu)?;
+            let step = Tensor::from_vec(vec![s.step as i64], [1], &Device::Cpu)?;
+            out.insert(format!("{}.exp_avg", s.name), m);
+            out.insert(format!("{}.exp_avg_sq", s.name), v);
+            out.insert(format!("{}.step", s.name), step);
+        }
+        Ok(out)
+    }
+
+    fn load_state(&mut self, state: &BTreeMap<String, Tensor>) -> Result<()> {
+        for s in &mut self.slots {
+            let n = s.m.len();
+            s.m = state_vec(state, &format!("{}.exp_avg", s.name), n)?;
+            s.v = state_vec(state, &format!("{}.exp_avg_sq", s.name), n)?;
+            s.step = state_step(state, &format!("{}.step", s.name))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,120 @@
+//! Stochastic gradient descent with optional momentum and L2 weight decay (PyTorch's `SGD`).
+
+use super::{non_negative, read_param, state_step, state_vec, write_param, Optimizer};
+use crate::error::{invalid, Result};
+use crate::param::Param;
+use ptm_tensor::{Device, GradStore, Tensor};
+use std::collections::BTreeMap;
+
+/// SGD settings.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct SgdConfig {
+    /// Learning rate.
+    pub lr: f64,
+    /// Momentum factor (0: none).
+    pub momentum: f64,
+    /// L2 penalty added to the gradient.
+    pub weight_decay: f64,
+}
+
+struct Slot {
+    name: String,
+    param: Param,
+    steps: u64,
+    buf: Vec<f32>,
+}
+
+/// SGD over a list of named parameters.
+pub struct Sgd {
+    cfg: SgdConfig,
+    slots: Vec<Slot>,
+}
+
+impl Sgd {
+    /// An optimizer over `params`.
+    pub fn new(params: Vec<(String, Param)>, cfg: SgdConfig) -> Result<Sgd> {
+        for (what, v) in [
+            ("lr", cfg.lr),
+            ("momentum", cfg.momentum),
+            ("weight_decay", cfg.weight_decay),
+        ] {
+            if !non_negative(v) {
+                return Err(invalid("SGD", format!("{what} = {v} is out of range")));
+            }
+        }
+        let slots = params
+            .into_iter()
+            .map(|(name, param)| {
+                let n = if cfg.momentum != 0.0 {
+                    param.tensor().elem_count()
+                } else {
+                    0
+                };
+                Slot {
+                    name,
+                    param,
+                    steps: 0,
+                    buf: vec![0.0; n],
+                }
+            })
+            .collect();
+        Ok(Sgd { cfg, slots })
+    }
+}
+
+impl Optimizer for Sgd {
+    fn step(&mut self, grads: &GradStore) -> Result<()> {
+        let h = ptm_cpu::optim::Sgd {
+            lr: self.cfg.lr,
+            momentum: self.cfg.momentum,
+            weight_decay: self.cfg.weight_decay,
+        };
+        for s in &mut self.slots {
+            let Some((mut p, g)) = read_param(&s.name, &s.param, grads)? else {
+                continue;
+            };
+            if s.buf.len() != p.len() {
+                s.buf = vec![0.0; p.len()];
+            }
+            ptm_cpu::optim::sgd_step(&mut p, &g, &mut s.buf, &h, s.steps == 0);
+            s.steps += 1;
+            write_param(&s.param, p)?;
+        }
+        Ok(())
+    }
+
+    fn learning_rate(&self) -> f64 {
+        self.cfg.lr
+    }
+
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.cfg.lr = lr;
+    }
+
+    fn state(&self) -> Result<BTreeMap<String, Tensor>> {
+        let mut out = BTreeMap::new();
+        for s in &self.slots {
+            out.insert(
+                format!("{}.step", s.name),
+                Tensor::from_vec(vec![s.steps as i64], [1], &Device::Cpu)?,
+            );
+            if self.cfg.momentum != 0.0 {
+                let dims = s.param.tensor().dims().to_vec();
+                let buf = Tensor::from_vec(s.buf.clone(), dims.as_slice(), &Device::Cpu)?;
+                out.insert(format!("{}.momentum_buffer", s.name), buf);
+            }
+        }
+        Ok(out)
+    }
+
+    fn load_state(&mut self, state: &BTreeMap<String, Tensor>) -> Result<()> {
+        for s in &mut self.slots {
+            s.steps = state_step(state, &format!("{}.step", s.name))?;
+            if self.cfg.momentum != 0.0 {
+                let n = s.param.tensor().elem_count();
+                s.buf = state_vec(state, &format!("{}.momentum_buffer", s.name), n)?;
+            }
+        }
+        Ok(())
+    }
+}
