@@ -102,10 +102,11 @@ pub trait Float:
     fn sigmoid(self) -> Self;
     /// `v[i] = f(v[i])`; for f32 compiled for the widest vectors of [`Isa::selected`].
     fn map_slice(v: &mut [Self], f: impl Fn(Self) -> Self);
-    /// `C += A·B` (`C` row-major `m×n`) on the instruction-set path `isa`, which the caller has
-    /// checked this CPU supports. f32 has SIMD paths; f64 always takes the portable one.
+    /// `C += A·B`, or `C = A·B` without reading C when `overwrite` (`C` row-major `m×n`), on
+    /// the instruction-set path `isa`, which the caller has checked this CPU supports. f32 has
+    /// SIMD paths; f64 always takes the portable one.
     #[allow(clippy::too_many_arguments)]
-    fn gemm_acc(
+    fn gemm(
         isa: Isa,
         m: usize,
         n: usize,
@@ -113,6 +114,7 @@ pub trait Float:
         a: &MatRef<Self>,
         b: &MatRef<Self>,
         c: &mut [Self],
+        overwrite: bool,
     );
 }
 
@@ -206,7 +208,7 @@ macro_rules! float_element {
                 $map(v, f)
             }
             #[inline]
-            fn gemm_acc(
+            fn gemm(
                 isa: Isa,
                 m: usize,
                 n: usize,
@@ -214,8 +216,9 @@ macro_rules! float_element {
                 a: &MatRef<Self>,
                 b: &MatRef<Self>,
                 c: &mut [Self],
+                overwrite: bool,
             ) {
-                $gemm(isa, m, n, k, a, b, c)
+                $gemm(isa, m, n, k, a, b, c, overwrite)
             }
         }
     };
@@ -244,7 +247,7 @@ float_element!(
     tanh: crate::vmath::tanh,
     sigmoid: crate::vmath::sigmoid,
     map: crate::vmath::map_f32,
-    gemm: crate::matmul::gemm_acc_f32
+    gemm: crate::matmul::gemm_f32
 );
 float_element!(
     f64,
@@ -253,5 +256,5 @@ float_element!(
     tanh: f64::tanh,
     sigmoid: sigmoid_f64,
     map: map_plain,
-    gemm: |_, m, n, k, a, b, c| crate::matmul::gemm_acc_portable(m, n, k, a, b, c)
+    gemm: |_, m, n, k, a, b, c, overwrite| crate::matmul::gemm_portable(m, n, k, a, b, c, overwrite)
 );

@@ -5,6 +5,7 @@ use crate::Layout;
 use half::{bf16, f16};
 use ptm_cpu::strided::gather;
 use ptm_cpu::Float;
+use std::borrow::Cow;
 
 /// The elements of a tensor on the CPU, typed by dtype.
 #[derive(Clone, Debug)]
@@ -123,14 +124,26 @@ impl<T: WithDType> IntoStorage for Vec<T> {
 
 /// The two types float ops compute in: f64 for f64 tensors, f32 for f32, f16 and bf16 ones.
 pub(crate) trait Compute: Float + WithDType {
-    /// Reads the view `l` of a float storage as a contiguous vector in this compute type.
-    fn read(s: &CpuStorage, l: &Layout) -> Vec<Self>;
+    /// Reads the view `l` of a float storage as contiguous values in this compute type: borrowed
+    /// when the storage already holds this type and the view is one contiguous block (the common
+    /// case, which then costs no copy), gathered and converted otherwise.
+    fn read<'a>(s: &'a CpuStorage, l: &Layout) -> Cow<'a, [Self]> {
+        if let Some(v) = Self::slice(s) {
+            if l.is_contiguous() {
+                let n = l.shape().elem_count();
+                return Cow::Borrowed(&v[l.offset()..l.offset() + n]);
+            }
+        }
+        Cow::Owned(Self::read_owned(s, l))
+    }
+    /// Reads the view `l` as a new contiguous vector in this compute type.
+    fn read_owned(s: &CpuStorage, l: &Layout) -> Vec<Self>;
     /// Stores a result computed in this type as `dtype`.
     fn write(v: Vec<Self>, dtype: DType) -> CpuStorage;
 }
 
 impl Compute for f32 {
-    fn read(s: &CpuStorage, l: &Layout) -> Vec<f32> {
+    fn read_owned(s: &CpuStorage, l: &Layout) -> Vec<f32> {
         match s {
             CpuStorage::F16(v) => gather(v, l.dims(), l.strides(), l.offset())
                 .into_iter()
@@ -157,7 +170,7 @@ impl Compute for f32 {
 }
 
 impl Compute for f64 {
-    fn read(s: &CpuStorage, l: &Layout) -> Vec<f64> {
+    fn read_owned(s: &CpuStorage, l: &Layout) -> Vec<f64> {
         s.gather_as::<f64>(l)
     }
     fn write(v: Vec<f64>, dtype: DType) -> CpuStorage {

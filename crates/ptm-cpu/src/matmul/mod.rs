@@ -138,16 +138,16 @@ pub fn matmul_isa<T: Float>(
         isa.name()
     );
     assert_eq!(c.len(), m * n, "matmul: C must hold m*n elements");
-    if beta == T::ZERO {
-        c.fill(T::ZERO);
-    } else if beta != T::ONE {
+    let overwrite = beta == T::ZERO;
+    if !overwrite && beta != T::ONE {
         c.iter_mut().for_each(|x| *x *= beta);
     }
-    T::gemm_acc(isa, m, n, k, &a, &b, c);
+    T::gemm(isa, m, n, k, &a, &b, c, overwrite);
 }
 
-/// `C += A·B` for f32 on `isa`.
-pub(crate) fn gemm_acc_f32(
+/// `C (+)= A·B` for f32 on `isa`; `overwrite` never reads C.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_f32(
     isa: Isa,
     m: usize,
     n: usize,
@@ -155,16 +155,33 @@ pub(crate) fn gemm_acc_f32(
     a: &MatRef<f32>,
     b: &MatRef<f32>,
     c: &mut [f32],
+    overwrite: bool,
 ) {
     match isa {
         // SAFETY: `matmul_isa` checked `isa.is_available()`, the kernels' only extra requirement.
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { pack::gemm_acc::<x86::Avx512>(m, n, k, a, b, c) },
+        Isa::Avx512 => unsafe { pack::gemm::<x86::Avx512>(m, n, k, a, b, c, overwrite) },
         // SAFETY: as above (AVX2 and FMA detected).
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { pack::gemm_acc::<x86::Avx2>(m, n, k, a, b, c) },
-        _ => gemm_acc_portable(m, n, k, a, b, c),
+        Isa::Avx2 => unsafe { pack::gemm::<x86::Avx2>(m, n, k, a, b, c, overwrite) },
+        _ => gemm_portable(m, n, k, a, b, c, overwrite),
     }
+}
+
+/// [`gemm_acc_portable`], zeroing C first when overwriting.
+pub(crate) fn gemm_portable<T: Float>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &MatRef<T>,
+    b: &MatRef<T>,
+    c: &mut [T],
+    overwrite: bool,
+) {
+    if overwrite {
+        c.fill(T::ZERO);
+    }
+    gemm_acc_portable(m, n, k, a, b, c)
 }
 
 /// Rows of `C` computed together: each loaded row of `B` is used four times.

@@ -14,7 +14,7 @@
 use super::MatRef;
 use rayon::prelude::*;
 
-/// A register-tile kernel: `C[MR×NR] += Σ_p A[:, p] ⊗ B[p, :]`.
+/// A register-tile kernel: `C[MR×NR] += Σ_p A[:, p] ⊗ B[p, :]`, or `=` when overwriting.
 pub(crate) trait MicroKernel {
     /// Rows of the tile.
     const MR: usize;
@@ -24,8 +24,9 @@ pub(crate) trait MicroKernel {
     /// # Safety
     /// `a` must be readable for `k·MR` f32s and `b` for `k·NR`; `c` must be writable for `MR` rows
     /// of `NR` f32s spaced `ldc` apart, not aliased by anything else during the call; and the CPU
-    /// must support the kernel's instruction set.
-    unsafe fn run(k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize);
+    /// must support the kernel's instruction set. With `overwrite` the tile is stored without
+    /// reading C first (C may hold garbage).
+    unsafe fn run(k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, overwrite: bool);
 }
 
 /// Slice of k per pass over a block of C.
@@ -118,20 +119,26 @@ impl OutPtr {
     }
 }
 
-/// `C += A·B` with micro-kernel `K`; `C` is row-major `m × n`.
+/// `C += A·B`, or `C = A·B` with `overwrite` (C is then never read: the first pass over k stores
+/// the tiles, so fresh pages are written before they are read and never fault in as the shared
+/// zero page first); micro-kernel `K`; `C` is row-major `m × n`.
 ///
 /// # Safety
 /// The CPU must support `K`'s instruction set.
-pub(crate) unsafe fn gemm_acc<K: MicroKernel>(
+pub(crate) unsafe fn gemm<K: MicroKernel>(
     m: usize,
     n: usize,
     k: usize,
     a: &MatRef<f32>,
     b: &MatRef<f32>,
     c: &mut [f32],
+    overwrite: bool,
 ) {
     let (mr, nr) = (K::MR, K::NR);
-    assert_eq!(c.len(), m * n, "gemm_acc: C must hold m*n elements");
+    assert_eq!(c.len(), m * n, "gemm: C must hold m*n elements");
+    if k == 0 && overwrite {
+        c.fill(0.0);
+    }
     if m == 0 || n == 0 || k == 0 {
         return;
     }
@@ -146,6 +153,7 @@ pub(crate) unsafe fn gemm_acc<K: MicroKernel>(
         let mut scratch = vec![0.0f32; mr * nr];
         for p0 in (0..k).step_by(KC) {
             let kc = KC.min(k - p0);
+            let store = overwrite && p0 == 0;
             for ir in (0..mc).step_by(mr) {
                 let a_panel = &ap[((i0 + ir) / mr * k + p0) * mr..][..kc * mr];
                 for jr in (0..nc).step_by(nr) {
@@ -157,9 +165,8 @@ pub(crate) unsafe fn gemm_acc<K: MicroKernel>(
                         // SAFETY: panels hold kc·MR and kc·NR values; the full tile is inside C
                         // (rows and cols fit) and belongs to this task alone; the ISA was checked
                         // by our caller.
-                        unsafe { K::run(kc, a_panel.as_ptr(), b_panel.as_ptr(), tile, n) };
+                        unsafe { K::run(kc, a_panel.as_ptr(), b_panel.as_ptr(), tile, n, store) };
                     } else {
-                        scratch.fill(0.0);
                         // SAFETY: as above, with the scratch tile (MR×NR, row stride NR) as output.
                         unsafe {
                             K::run(
@@ -168,12 +175,16 @@ pub(crate) unsafe fn gemm_acc<K: MicroKernel>(
                                 b_panel.as_ptr(),
                                 scratch.as_mut_ptr(),
                                 nr,
+                                true,
                             )
                         };
                         for r in 0..rows {
                             for j in 0..cols {
                                 // SAFETY: (r, j) is within the valid part of this task's tile.
-                                unsafe { *tile.add(r * n + j) += scratch[r * nr + j] };
+                                unsafe {
+                                    let dst = tile.add(r * n + j);
+                                    *dst = if store { 0.0 } else { *dst } + scratch[r * nr + j];
+                                }
                             }
                         }
                     }

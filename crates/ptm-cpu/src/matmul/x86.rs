@@ -1,4 +1,4 @@
-//! Register-blocked f32 micro-kernels for x86-64: `C[MR×NR] += Apanel · Bpanel`.
+//! Register-blocked f32 micro-kernels for x86-64: `C[MR×NR] (+)= Apanel · Bpanel`.
 //!
 //! A panel holds `k` steps of `MR` values of A (one column of the MR-row block per step); a B panel
 //! holds `k` steps of `NR` values. Each step broadcasts the MR values of A and does 2·MR FMAs
@@ -17,15 +17,29 @@ impl MicroKernel for Avx512 {
     const MR: usize = 6;
     const NR: usize = 64;
 
-    unsafe fn run(k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize) {
+    unsafe fn run(
+        k: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        overwrite: bool,
+    ) {
         // SAFETY: forwarded contract (see `MicroKernel::run`); the caller chose this kernel only
         // after `Isa::Avx512.is_available()`.
-        unsafe { avx512_6x64(k, a, b, c, ldc) }
+        unsafe { avx512_6x64(k, a, b, c, ldc, overwrite) }
     }
 }
 
 #[target_feature(enable = "avx512f")]
-unsafe fn avx512_6x64(k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize) {
+unsafe fn avx512_6x64(
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    overwrite: bool,
+) {
     let mut acc = [[_mm512_setzero_ps(); 4]; 6];
     // SAFETY: `a` holds k·6 and `b` k·64 readable f32s; `c` points at 6 rows of 64 writable f32s
     // spaced `ldc` apart (the `MicroKernel::run` contract). Unaligned loads/stores are used.
@@ -50,7 +64,11 @@ unsafe fn avx512_6x64(k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: 
             let cr = c.add(r * ldc);
             for (q, x) in row.iter().enumerate() {
                 let cq = cr.add(16 * q);
-                _mm512_storeu_ps(cq, _mm512_add_ps(_mm512_loadu_ps(cq), *x));
+                if overwrite {
+                    _mm512_storeu_ps(cq, *x);
+                } else {
+                    _mm512_storeu_ps(cq, _mm512_add_ps(_mm512_loadu_ps(cq), *x));
+                }
             }
         }
     }
@@ -63,15 +81,29 @@ impl MicroKernel for Avx2 {
     const MR: usize = 6;
     const NR: usize = 16;
 
-    unsafe fn run(k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize) {
+    unsafe fn run(
+        k: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        overwrite: bool,
+    ) {
         // SAFETY: forwarded contract (see `MicroKernel::run`); the caller chose this kernel only
         // after `Isa::Avx2.is_available()` (AVX2 and FMA).
-        unsafe { avx2_6x16(k, a, b, c, ldc) }
+        unsafe { avx2_6x16(k, a, b, c, ldc, overwrite) }
     }
 }
 
 #[target_feature(enable = "avx2,fma")]
-unsafe fn avx2_6x16(k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize) {
+unsafe fn avx2_6x16(
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    overwrite: bool,
+) {
     let mut acc = [[_mm256_setzero_ps(); 2]; 6];
     // SAFETY: `a` holds k·6 and `b` k·16 readable f32s; `c` points at 6 rows of 16 writable f32s
     // spaced `ldc` apart (the `MicroKernel::run` contract). Unaligned loads/stores are used.
@@ -88,8 +120,13 @@ unsafe fn avx2_6x16(k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: us
         }
         for (r, row) in acc.iter().enumerate() {
             let cr = c.add(r * ldc);
-            _mm256_storeu_ps(cr, _mm256_add_ps(_mm256_loadu_ps(cr), row[0]));
-            _mm256_storeu_ps(cr.add(8), _mm256_add_ps(_mm256_loadu_ps(cr.add(8)), row[1]));
+            if overwrite {
+                _mm256_storeu_ps(cr, row[0]);
+                _mm256_storeu_ps(cr.add(8), row[1]);
+            } else {
+                _mm256_storeu_ps(cr, _mm256_add_ps(_mm256_loadu_ps(cr), row[0]));
+                _mm256_storeu_ps(cr.add(8), _mm256_add_ps(_mm256_loadu_ps(cr.add(8)), row[1]));
+            }
         }
     }
 }

@@ -377,8 +377,12 @@ impl Gpt2LmHeadModel {
                 "need at least 2 positions to predict a next token",
             ));
         }
-        let shifted = logits.narrow(1, 0, t - 1)?.reshape([b * (t - 1), v])?;
-        let targets = labels.narrow(1, 1, t - 1)?.reshape([b * (t - 1)])?;
-        Ok(shifted.cross_entropy(&targets, -100)?)
+        // Shift the labels rather than the logits: position t is scored against label t+1 and the
+        // last position against -100 (ignored). The logits stay one contiguous [B·T, V] view, so
+        // neither the forward nor the backward copies the vocabulary-wide tensor.
+        let ignore = Tensor::full(-100.0, [b, 1], DType::I64, &Device::Cpu);
+        let next = labels.to_dtype(DType::I64)?.narrow(1, 1, t - 1)?;
+        let targets = Tensor::cat(&[next, ignore], 1)?.reshape([b * t])?;
+        Ok(logits.reshape([b * t, v])?.cross_entropy(&targets, -100)?)
     }
 }

@@ -111,7 +111,8 @@ fn broadcast_pair(op: &'static str, a: &Tensor, b: &Tensor) -> Result<(Layout, L
 /// The view `l` of half-precision storage widened to f32 (contiguous, so no larger than the
 /// output); `None` for the other dtypes, which the kernels read in place.
 fn widen(s: &CpuStorage, l: &Layout) -> Option<Vec<f32>> {
-    matches!(s, CpuStorage::F16(_) | CpuStorage::BF16(_)).then(|| <f32 as Compute>::read(s, l))
+    matches!(s, CpuStorage::F16(_) | CpuStorage::BF16(_))
+        .then(|| <f32 as Compute>::read_owned(s, l))
 }
 
 impl Tensor {

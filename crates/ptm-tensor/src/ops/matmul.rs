@@ -44,8 +44,10 @@ fn batched<T: Float>(
             row_stride: sb[nb],
             col_stride: sb[nb + 1],
         };
-        // `out` starts zeroed, so accumulating (beta = 1) skips a second zeroing pass.
-        matmul(m, n, k, ma, mb, c, T::ONE);
+        // beta = 0 stores each tile without reading it first: fresh (calloc'd) pages are then
+        // written before being read, which spares a copy-on-write fault and a TLB shootdown per
+        // page that read-then-write costs on large outputs.
+        matmul(m, n, k, ma, mb, c, T::ZERO);
     }
     out
 }

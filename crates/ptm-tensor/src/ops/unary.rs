@@ -90,7 +90,7 @@ impl Tensor {
     fn unary(&self, op: UnaryOp) -> Result<Tensor> {
         let dtype = self.dtype();
         let storage = float_dispatch!(dtype, op.name(), T => {
-            let mut v = T::read(self.storage(), self.layout());
+            let mut v = T::read_owned(self.storage(), self.layout());
             apply::<T>(op, &mut v);
             T::write(v, dtype)
         });
@@ -105,7 +105,7 @@ impl Tensor {
     pub(crate) fn elementwise_grad(&self, op: UnaryOp) -> Result<Tensor> {
         let dtype = self.dtype();
         let storage = float_dispatch!(dtype, op.name(), T => {
-            let mut v = T::read(self.storage(), self.layout());
+            let mut v = T::read_owned(self.storage(), self.layout());
             apply_grad::<T>(op, &mut v);
             T::write(v, dtype)
         });
