@@ -53,3 +53,54 @@ pub fn cross_entropy_bwd<T: Float>(
         g[t as usize] -= scale;
     }
 }
+
+/// Forward and backward in one pass, rows in parallel: returns the summed loss over counted rows
+/// and their number, and writes `dlogits = scale · (softmax(row) − onehot(target))` (zero rows for
+/// ignored targets). Each row's exponentials are computed once, straight into `dlogits`.
+pub fn cross_entropy_fwd_bwd<T: Float>(
+    logits: &[T],
+    targets: &[i64],
+    c: usize,
+    ignore_index: i64,
+    scale: T,
+    dlogits: &mut [T],
+) -> (f64, usize) {
+    assert_eq!(
+        logits.len(),
+        dlogits.len(),
+        "cross_entropy_fwd_bwd: buffers differ"
+    );
+    let rows = targets.len();
+    let mut losses = vec![0.0f64; rows];
+    let work = |i: usize, g: &mut [T]| -> f64 {
+        let t = targets[i];
+        if t == ignore_index {
+            g.fill(T::ZERO);
+            return 0.0;
+        }
+        let row = &logits[i * c..(i + 1) * c];
+        let lse = log_sum_exp(row, g);
+        let loss = (lse - row[t as usize]).to_f64();
+        exp_shifted(row, lse, g);
+        g.iter_mut().for_each(|v| *v *= scale);
+        g[t as usize] -= scale;
+        loss
+    };
+    if c == 0 {
+        return (0.0, 0);
+    }
+    if dlogits.len().saturating_mul(8) < crate::parallel::MIN_PARALLEL_WORK {
+        for (i, (g, l)) in dlogits.chunks_mut(c).zip(&mut losses).enumerate() {
+            *l = work(i, g);
+        }
+    } else {
+        use rayon::prelude::*;
+        dlogits
+            .par_chunks_mut(c)
+            .zip(losses.par_iter_mut())
+            .enumerate()
+            .for_each(|(i, (g, l))| *l = work(i, g));
+    }
+    let count = targets.iter().filter(|&&t| t != ignore_index).count();
+    (losses.iter().sum(), count)
+}

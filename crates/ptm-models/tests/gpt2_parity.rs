@@ -42,13 +42,21 @@ fn lm_head_model_matches_transformers_forward_and_loss() {
 }
 
 #[test]
-fn gradients_of_every_parameter_match_transformers() {
+fn gradients_of_every_parameter_match_transformers_through_both_loss_paths() {
     let (gpt, exp) = (load_lm("gpt2"), expected("gpt2"));
-    let (logits, _) = run(&gpt, &exp);
-    let grads = Gpt2LmHeadModel::lm_loss(&logits, &exp["labels"])
-        .unwrap()
-        .backward()
+    let inputs = || Gpt2Inputs {
+        attention_mask: Some(&exp["attention_mask"]),
+        ..Default::default()
+    };
+    // The training path: fused linear cross-entropy, logits never materialised.
+    let fused = gpt
+        .model
+        .loss(&exp["input_ids"], &exp["labels"], inputs())
         .unwrap();
+    assert_rel(&fused, &exp["loss"], 1e-5, "fused loss");
+    // The plain path: logits, then cross-entropy.
+    let (logits, _) = gpt.model.forward(&exp["input_ids"], inputs()).unwrap();
+    let plain = Gpt2LmHeadModel::lm_loss(&logits, &exp["labels"]).unwrap();
     let params = gpt.params.all();
     let want: Vec<&String> = exp.keys().filter(|k| k.starts_with("grad.")).collect();
     assert_eq!(
@@ -56,11 +64,14 @@ fn gradients_of_every_parameter_match_transformers() {
         want.len(),
         "parameter count differs from transformers'"
     );
-    for (name, p) in &params {
-        let g = grads
-            .get(&p.tensor())
-            .unwrap_or_else(|| panic!("no gradient for {name}"));
-        assert_rel(g, &exp[&format!("grad.{name}")], 1e-3, name);
+    for loss in [fused, plain] {
+        let grads = loss.backward().unwrap();
+        for (name, p) in &params {
+            let g = grads
+                .get(&p.tensor())
+                .unwrap_or_else(|| panic!("no gradient for {name}"));
+            assert_rel(g, &exp[&format!("grad.{name}")], 1e-3, name);
+        }
     }
 }
 

@@ -321,6 +321,15 @@ fn input_grads(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<(Tensor, Tensor)
             logits,
             crate::ops::nn::cross_entropy_backward(logits, targets, *ignore_index, g)?,
         ),
+        Op::LinearCrossEntropy {
+            hidden,
+            weight,
+            grad_hidden,
+            grad_weight,
+        } => Ok(vec![
+            (hidden.clone(), grad_hidden.mul(g)?),
+            (weight.clone(), grad_weight.mul(g)?),
+        ]),
         Op::Unfold(x, geom) => one(x, crate::ops::conv::unfold_backward(g, geom, x.dtype())?),
     }
 }

@@ -124,6 +124,7 @@ op_kinds!(
     LogSoftmax,
     LayerNorm,
     CrossEntropy,
+    LinearCrossEntropy,
     Unfold,
 );
 
@@ -163,6 +164,14 @@ pub(crate) enum Op {
         targets: Tensor,
         ignore_index: i64,
     },
+    /// Fused `mean CE(hidden·Wᵀ)`: the gradients were computed with the loss (for an upstream
+    /// gradient of 1); backward scales them.
+    LinearCrossEntropy {
+        hidden: Tensor,
+        weight: Tensor,
+        grad_hidden: Tensor,
+        grad_weight: Tensor,
+    },
     Unfold(Tensor, Conv2dGeometry),
 }
 
@@ -186,6 +195,7 @@ impl Op {
             | Op::Unfold(a, _)
             | Op::CrossEntropy { logits: a, .. } => vec![a],
             Op::Binary(a, b, _) | Op::Matmul(a, b) | Op::WhereCond(_, a, b) => vec![a, b],
+            Op::LinearCrossEntropy { hidden, weight, .. } => vec![hidden, weight],
             Op::Cat(xs, _) => xs.iter().collect(),
             Op::LayerNorm {
                 x, weight, bias, ..
@@ -246,6 +256,7 @@ impl Op {
             Op::LogSoftmax(_) => OpKind::LogSoftmax,
             Op::LayerNorm { .. } => OpKind::LayerNorm,
             Op::CrossEntropy { .. } => OpKind::CrossEntropy,
+            Op::LinearCrossEntropy { .. } => OpKind::LinearCrossEntropy,
             Op::Unfold(..) => OpKind::Unfold,
         }
     }

@@ -350,6 +350,12 @@ fn index_checks() -> Vec<Check> {
 
 fn nn_checks() -> Vec<Check> {
     let logits_t = ids(&[2, -100, 0, 1, 4], &[5]);
+    let lce_targets = ids(
+        &(0..70)
+            .map(|i| if i % 9 == 4 { -100 } else { (i * 7 % 5) as i64 })
+            .collect::<Vec<_>>(),
+        &[70],
+    );
     let mask = Tensor::from_vec(vec![1u32, 1, 1, 0, 1, 0, 1, 1], [2, 4], &dev()).unwrap();
     let mut v = vec![
         check("softmax last dim", vec![randn(&[2, 3, 5], 100)], |x| {
@@ -381,6 +387,11 @@ fn nn_checks() -> Vec<Check> {
             "cross_entropy with ignore_index",
             vec![randn(&[5, 7], 110)],
             move |x| x[0].cross_entropy(&logits_t, -100),
+        ),
+        check(
+            "linear_cross_entropy over two row blocks, with ignored rows",
+            vec![randn(&[70, 3], 150), randn(&[5, 3], 151)],
+            move |x| x[0].linear_cross_entropy(&x[1], &lce_targets, -100),
         ),
         check("dropout (seeded)", vec![randn(&[4, 5], 111)], |x| {
             x[0].dropout(0.3, &mut Rng::new(5))

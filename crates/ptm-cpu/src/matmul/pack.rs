@@ -36,29 +36,62 @@ const MC: usize = 96;
 /// Columns of C per parallel block (a multiple of every NR: 64 and 16).
 const NC: usize = 256;
 
-/// Packs a `count × depth` operand into `ceil(count/width)` panels of `depth × width`, zero-padded:
-/// element `(idx, p)` goes to panel `idx / width`, position `p·width + idx % width`.
-/// `get(idx, p)` reads one element; `run(idx, p, w)` gives the `w` consecutive elements
-/// `(idx..idx+w, p)` as one slice when they are contiguous in memory (a memcpy instead of a gather).
-fn pack_panels<'a>(
+/// How [`pack_panels`] reads an operand: `get(idx, p)` one element; `run(idx, p, w)` the `w`
+/// consecutive elements `(idx..idx+w, p)` when they are contiguous in memory; `line(idx)` the
+/// `depth` elements `(idx, 0..depth)` when those are (a transposed operand).
+struct Reader<G, R, L> {
+    get: G,
+    run: R,
+    line: L,
+}
+
+/// Packs a `count × depth` operand into `ceil(count/width)` panels of `depth × width`, zero-padded,
+/// in `out` (grown as needed, reused across calls): element `(idx, p)` goes to panel
+/// `idx / width`, position `p·width + idx % width`. Every element of the packed length is
+/// written, so `out` may hold anything beforehand.
+fn pack_panels<'a, G, R, L>(
+    out: &mut Vec<f32>,
     count: usize,
     depth: usize,
     width: usize,
-    get: impl Fn(usize, usize) -> f32 + Sync,
-    run: impl Fn(usize, usize, usize) -> Option<&'a [f32]> + Sync,
-) -> Vec<f32> {
-    let mut out = vec![0.0f32; count.div_ceil(width) * depth * width];
+    read: Reader<G, R, L>,
+) where
+    G: Fn(usize, usize) -> f32 + Sync,
+    R: Fn(usize, usize, usize) -> Option<&'a [f32]> + Sync,
+    L: Fn(usize) -> Option<&'a [f32]> + Sync,
+{
+    let len = count.div_ceil(width) * depth * width;
+    if out.len() < len {
+        out.resize(len, 0.0);
+    }
+    let out = &mut out[..len];
     let fill = |(q, panel): (usize, &mut [f32])| {
         let i0 = q * width;
         let w = width.min(count - i0);
-        for p in 0..depth {
-            let dst = &mut panel[p * width..p * width + w];
-            match run(i0, p, w) {
-                Some(src) => dst.copy_from_slice(src),
-                None => dst
-                    .iter_mut()
-                    .enumerate()
-                    .for_each(|(i, d)| *d = get(i0 + i, p)),
+        if (read.line)(i0).is_some() {
+            // Transposed source: read each line once, contiguously, and scatter it down the panel
+            // (the panel, depth × width, is small enough to stay in cache while written).
+            for i in 0..w {
+                let src = (read.line)(i0 + i).unwrap_or_default();
+                for (p, &x) in src.iter().enumerate().take(depth) {
+                    panel[p * width + i] = x;
+                }
+            }
+        } else {
+            for p in 0..depth {
+                let dst = &mut panel[p * width..p * width + w];
+                match (read.run)(i0, p, w) {
+                    Some(src) => dst.copy_from_slice(src),
+                    None => dst
+                        .iter_mut()
+                        .enumerate()
+                        .for_each(|(i, d)| *d = (read.get)(i0 + i, p)),
+                }
+            }
+        }
+        if w < width {
+            for p in 0..depth {
+                panel[p * width + w..(p + 1) * width].fill(0.0);
             }
         }
     };
@@ -71,31 +104,49 @@ fn pack_panels<'a>(
             .enumerate()
             .for_each(fill);
     }
-    out
 }
 
 /// A (`m × k`) as MR-row panels.
-fn pack_a(m: usize, k: usize, mr: usize, a: &MatRef<f32>) -> Vec<f32> {
-    let contiguous_rows = a.row_stride == 1;
-    pack_panels(
-        m,
-        k,
-        mr,
-        |i, p| a.at(i, p),
-        |i, p, w| contiguous_rows.then(|| &a.data[a.offset + p * a.col_stride + i..][..w]),
-    )
+fn pack_a(out: &mut Vec<f32>, m: usize, k: usize, mr: usize, a: &MatRef<f32>) {
+    let read = Reader {
+        get: |i, p| a.at(i, p),
+        run: |i, p, w| (a.row_stride == 1).then(|| &a.data[a.offset + p * a.col_stride + i..][..w]),
+        line: |i| {
+            (a.col_stride == 1 && a.row_stride != 1)
+                .then(|| &a.data[a.offset + i * a.row_stride..][..k])
+        },
+    };
+    pack_panels(out, m, k, mr, read)
 }
 
 /// B (`k × n`) as NR-column panels.
-fn pack_b(k: usize, n: usize, nr: usize, b: &MatRef<f32>) -> Vec<f32> {
-    let contiguous_cols = b.col_stride == 1;
-    pack_panels(
-        n,
-        k,
-        nr,
-        |j, p| b.at(p, j),
-        |j, p, w| contiguous_cols.then(|| &b.data[b.offset + p * b.row_stride + j..][..w]),
-    )
+fn pack_b(out: &mut Vec<f32>, k: usize, n: usize, nr: usize, b: &MatRef<f32>) {
+    let read = Reader {
+        get: |j, p| b.at(p, j),
+        run: |j, p, w| (b.col_stride == 1).then(|| &b.data[b.offset + p * b.row_stride + j..][..w]),
+        line: |j| {
+            (b.row_stride == 1 && b.col_stride != 1)
+                .then(|| &b.data[b.offset + j * b.col_stride..][..k])
+        },
+    };
+    pack_panels(out, n, k, nr, read)
+}
+
+/// Packing buffers kept per thread between calls: a fresh multi-megabyte buffer per product
+/// costs a page fault per 4 KiB page on first touch, more than the packing itself.
+/// Buffers are taken out while in use (a nested call on the same thread finds none and allocates)
+/// and kept afterwards only up to this many f32s each.
+const KEEP_PACKED: usize = 16 << 20;
+
+thread_local! {
+    static PACKED_A: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+    static PACKED_B: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+fn give_back(slot: &'static std::thread::LocalKey<std::cell::Cell<Vec<f32>>>, buf: Vec<f32>) {
+    if buf.len() <= KEEP_PACKED {
+        slot.set(buf);
+    }
 }
 
 /// The output pointer shared by the parallel blocks, which write disjoint tiles.
@@ -142,7 +193,9 @@ pub(crate) unsafe fn gemm<K: MicroKernel>(
     if m == 0 || n == 0 || k == 0 {
         return;
     }
-    let (ap, bp) = (pack_a(m, k, mr, a), pack_b(k, n, nr, b));
+    let (mut ap, mut bp) = (PACKED_A.take(), PACKED_B.take());
+    pack_a(&mut ap, m, k, mr, a);
+    pack_b(&mut bp, k, n, nr, b);
     let blocks: Vec<(usize, usize)> = (0..m.div_ceil(MC))
         .flat_map(|ib| (0..n.div_ceil(NC)).map(move |jb| (ib, jb)))
         .collect();
@@ -197,4 +250,6 @@ pub(crate) unsafe fn gemm<K: MicroKernel>(
     } else {
         blocks.iter().for_each(run_block);
     }
+    give_back(&PACKED_A, ap);
+    give_back(&PACKED_B, bp);
 }

@@ -355,6 +355,20 @@ impl Gpt2LmHeadModel {
         Ok((logits, hidden))
     }
 
+    /// The next-token loss of `labels` `[B, T]` (i64, -100 = ignore) given `ids`, as
+    /// transformers' `GPT2LMHeadModel(labels=...)`, through the fused linear cross-entropy: the
+    /// `[B·T, vocab]` logits are never materialised. Use this to train; [`Self::forward`] when the
+    /// logits themselves are wanted.
+    pub fn loss(&self, ids: &Tensor, labels: &Tensor, inputs: Gpt2Inputs) -> Result<Tensor> {
+        let hidden = self.transformer.forward(ids, inputs)?;
+        let (b, t, c) = (hidden.dims()[0], hidden.dims()[1], hidden.dims()[2]);
+        let targets = shifted_targets(labels, b, t)?;
+        let weight = self.lm_head.weight().tensor();
+        Ok(hidden
+            .reshape([b * t, c])?
+            .linear_cross_entropy(&weight, &targets, -100)?)
+    }
+
     /// Next-token cross-entropy of `logits` `[B, T, V]` against `labels` `[B, T]` (i64, -100 =
     /// ignore): position t predicts label t+1, the mean over counted tokens, as transformers.
     pub fn lm_loss(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
@@ -365,24 +379,28 @@ impl Gpt2LmHeadModel {
                 format!("expected [batch, seq, vocab], got {dims:?}"),
             ));
         };
-        if labels.dims() != [b, t] {
-            return Err(input_err(
-                "labels",
-                format!("shape {:?}, expected [{b}, {t}]", labels.dims()),
-            ));
-        }
-        if t < 2 {
-            return Err(input_err(
-                "labels",
-                "need at least 2 positions to predict a next token",
-            ));
-        }
-        // Shift the labels rather than the logits: position t is scored against label t+1 and the
-        // last position against -100 (ignored). The logits stay one contiguous [B·T, V] view, so
-        // neither the forward nor the backward copies the vocabulary-wide tensor.
-        let ignore = Tensor::full(-100.0, [b, 1], DType::I64, &Device::Cpu);
-        let next = labels.to_dtype(DType::I64)?.narrow(1, 1, t - 1)?;
-        let targets = Tensor::cat(&[next, ignore], 1)?.reshape([b * t])?;
+        let targets = shifted_targets(labels, b, t)?;
         Ok(logits.reshape([b * t, v])?.cross_entropy(&targets, -100)?)
     }
+}
+
+/// `labels[:, 1:]` followed by -100, flattened: what position t of `[B, T]` logits is scored
+/// against. Shifting the labels rather than the logits keeps the logits one contiguous view, so
+/// neither the forward nor the backward copies the vocabulary-wide tensor.
+fn shifted_targets(labels: &Tensor, b: usize, t: usize) -> Result<Tensor> {
+    if labels.dims() != [b, t] {
+        return Err(input_err(
+            "labels",
+            format!("shape {:?}, expected [{b}, {t}]", labels.dims()),
+        ));
+    }
+    if t < 2 {
+        return Err(input_err(
+            "labels",
+            "need at least 2 positions to predict a next token",
+        ));
+    }
+    let ignore = Tensor::full(-100.0, [b, 1], DType::I64, &Device::Cpu);
+    let next = labels.to_dtype(DType::I64)?.narrow(1, 1, t - 1)?;
+    Ok(Tensor::cat(&[next, ignore], 1)?.reshape([b * t])?)
 }

@@ -187,7 +187,7 @@ impl Tensor {
     }
 }
 
-fn read_targets(targets: &Tensor, c: usize, ignore_index: i64) -> Result<Vec<i64>> {
+pub(crate) fn read_targets(targets: &Tensor, c: usize, ignore_index: i64) -> Result<Vec<i64>> {
     if !matches!(targets.dtype(), DType::U32 | DType::I64) {
         return Err(Error::UnsupportedDType {
             op: "cross_entropy",
