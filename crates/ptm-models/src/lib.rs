@@ -25,6 +25,7 @@ mod error;
 pub mod generation;
 pub mod gpt2;
 mod pretrained;
+pub mod tokenizer;
 
 pub use error::{Error, Result};
 pub use pretrained::weights_file;

