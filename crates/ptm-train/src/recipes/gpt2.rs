@@ -66,7 +66,7 @@ pub fn small_config(smoke: bool) -> Gpt2Config {
 /// Default settings of the pretraining run.
 pub fn pretrain_args(smoke: bool) -> TrainingArguments {
     TrainingArguments {
-        max_steps: if smoke { 4 } else { 240 },
+        max_steps: if smoke { 4 } else { 360 },
         per_device_train_batch_size: if smoke { 4 } else { 16 },
         per_device_eval_batch_size: 32,
         learning_rate: 2e-3,
@@ -75,9 +75,9 @@ pub fn pretrain_args(smoke: bool) -> TrainingArguments {
         warmup_ratio: 0.05,
         logging_steps: if smoke { 1 } else { 10 },
         eval_strategy: Strategy::Steps,
-        eval_steps: if smoke { 2 } else { 80 },
+        eval_steps: if smoke { 2 } else { 120 },
         save_strategy: Strategy::Steps,
-        save_steps: if smoke { 2 } else { 120 },
+        save_steps: if smoke { 2 } else { 180 },
         save_total_limit: 1,
         block_size: 64,
         eval_fraction: 0.02,
@@ -89,7 +89,7 @@ pub fn pretrain_args(smoke: bool) -> TrainingArguments {
 pub fn finetune_args(smoke: bool, output_dir: &Path) -> TrainingArguments {
     TrainingArguments {
         output_dir: output_dir.to_path_buf(),
-        max_steps: if smoke { 3 } else { 120 },
+        max_steps: if smoke { 3 } else { 60 },
         per_device_train_batch_size: if smoke { 4 } else { 16 },
         per_device_eval_batch_size: 32,
         learning_rate: 1e-3,
@@ -98,9 +98,9 @@ pub fn finetune_args(smoke: bool, output_dir: &Path) -> TrainingArguments {
         warmup_ratio: 0.05,
         logging_steps: if smoke { 1 } else { 10 },
         eval_strategy: Strategy::Steps,
-        eval_steps: if smoke { 2 } else { 40 },
+        eval_steps: if smoke { 2 } else { 20 },
         save_strategy: Strategy::Steps,
-        save_steps: if smoke { 2 } else { 60 },
+        save_steps: if smoke { 2 } else { 30 },
         save_total_limit: 2,
         block_size: 64,
         eval_fraction: 0.1,
