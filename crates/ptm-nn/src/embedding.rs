@@ -11,6 +11,7 @@ use ptm_tensor::Tensor;
 #[derive(Clone, Debug)]
 pub struct Embedding {
     weight: Param,
+    padding_idx: Option<u32>,
 }
 
 impl Embedding {
@@ -18,7 +19,14 @@ impl Embedding {
     pub fn new(vb: &VarBuilder, num: usize, dim: usize, init: Init) -> Result<Embedding> {
         Ok(Embedding {
             weight: vb.get(&[num, dim], "weight", init)?,
+            padding_idx: None,
         })
+    }
+
+    /// As PyTorch's `padding_idx`: the row of this id receives no gradient (BERT's `[PAD]`).
+    pub fn with_padding_idx(mut self, padding_idx: Option<u32>) -> Embedding {
+        self.padding_idx = padding_idx;
+        self
     }
 
     /// The table (shared with a tied output layer).
@@ -30,6 +38,19 @@ impl Embedding {
 impl Module for Embedding {
     /// `ids` of any shape (u32 or i64) → `[..ids, dim]`; an id beyond the table is an error.
     fn forward(&self, ids: &Tensor, _train: bool) -> Result<Tensor> {
-        Ok(self.weight.tensor().embedding(ids)?)
+        let w = self.weight.tensor();
+        let out = w.embedding(ids)?;
+        let Some(pad) = self.padding_idx.filter(|_| w.tracks_grad()) else {
+            return Ok(out);
+        };
+        // Same values (x·1 + x·0 = x exactly); the padding positions take the detached lookup, so
+        // the padding row gets no gradient.
+        let keep = ids
+            .ne_scalar(pad as f64)?
+            .to_dtype(w.dtype())?
+            .unsqueeze(-1)?;
+        let frozen = w.detach().embedding(ids)?;
+        let drop = keep.affine(-1.0, 1.0)?;
+        Ok(out.mul(&keep)?.add(&frozen.mul(&drop)?)?)
     }
 }

@@ -48,3 +48,18 @@ pub fn scratch(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// Gradient check: `rel_err ≤ 1e-3`, or an absolute error ≤ 1e-6 for gradients that vanish in exact
+/// arithmetic (BERT's key bias: softmax ignores a constant added to a whole row of scores, so both
+/// sides hold only rounding noise there).
+pub fn assert_grad(got: &Tensor, want: &Tensor, what: &str) {
+    let (g, w) = (got.to_f64_vec().unwrap(), want.to_f64_vec().unwrap());
+    let diff = g
+        .iter()
+        .zip(&w)
+        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+    if diff <= 1e-6 {
+        return;
+    }
+    assert_rel(got, want, 1e-3, what);
+}

@@ -1,0 +1,12 @@
+//! BERT (Devlin et al., 2019) as transformers implements it.
+
+mod config;
+mod model;
+mod pretrained;
+
+pub use config::BertConfig;
+pub use model::{
+    BertForMaskedLm, BertForSequenceClassification, BertForTokenClassification, BertInputs,
+    BertModel,
+};
+pub use pretrained::{load_options, BertCheckpoint};

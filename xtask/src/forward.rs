@@ -1,0 +1,124 @@
+//! `cargo xtask forward`: run a model directory on inputs from a safetensors file and write its
+//! outputs to another, for comparison with transformers.
+
+use clap::Args;
+use ptm_models::config::ModelKind;
+use ptm_models::gpt2::{Gpt2Checkpoint, Gpt2Inputs, Gpt2LmHeadModel, Gpt2Model};
+use ptm_tensor::{no_grad, DType, Tensor};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Options of `forward`.
+#[derive(Args)]
+pub struct ForwardArgs {
+    /// A Hugging Face model directory (config.json + model.safetensors).
+    #[arg(long)]
+    model: PathBuf,
+    /// Inputs: `input_ids` (i64 [B,T]) and optionally `attention_mask` (i64 [B,T]).
+    #[arg(long)]
+    input: PathBuf,
+    /// Where to write `last_hidden_state` and, for models with a head, `logits` (f32).
+    #[arg(long)]
+    output: PathBuf,
+    /// Print load and run times and the peak resident memory.
+    #[arg(long)]
+    verbose: bool,
+    /// Run on this device (cpu; cuda:N arrives with the CUDA backend).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+/// Peak resident memory of this process so far (Linux `VmHWM`), in MiB.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn architecture(dir: &Path) -> Result<String, String> {
+    let kind: ModelKind =
+        ptm_models::config::read_config(&dir.join("config.json")).map_err(|e| e.to_string())?;
+    if let Some(a) = kind.architectures.as_ref().and_then(|a| a.first()) {
+        return Ok(a.clone());
+    }
+    match kind.model_type.as_deref() {
+        Some("gpt2") => Ok("GPT2Model".into()),
+        Some(other) => Err(format!(
+            "{}: model_type '{other}' is not supported yet (supported: gpt2)",
+            dir.display()
+        )),
+        None => Err(format!(
+            "{}: config.json has neither architectures nor model_type",
+            dir.display()
+        )),
+    }
+}
+
+/// Runs the command.
+pub fn run(a: ForwardArgs) -> Result<(), String> {
+    if a.device != "cpu" {
+        return Err(format!(
+            "--device {}: only cpu is available in this build",
+            a.device
+        ));
+    }
+    let inputs = ptm_tensor::safetensors::load(&a.input).map_err(|e| e.to_string())?;
+    let ids = inputs
+        .get("input_ids")
+        .ok_or_else(|| format!("{}: no tensor named input_ids", a.input.display()))?;
+    let mask = inputs.get("attention_mask");
+    let arch = architecture(&a.model)?;
+    let mut out: BTreeMap<String, Tensor> = BTreeMap::new();
+    let t0 = Instant::now();
+    let _guard = no_grad();
+    let gpt_inputs = || Gpt2Inputs {
+        attention_mask: mask,
+        ..Default::default()
+    };
+    let load_s;
+    match arch.as_str() {
+        "GPT2LMHeadModel" => {
+            let m = Gpt2Checkpoint::<Gpt2LmHeadModel>::from_pretrained(&a.model, DType::F32, None)
+                .map_err(|e| e.to_string())?;
+            load_s = t0.elapsed().as_secs_f64();
+            let (logits, hidden) = m
+                .model
+                .forward(ids, gpt_inputs())
+                .map_err(|e| e.to_string())?;
+            out.insert("last_hidden_state".into(), hidden);
+            out.insert("logits".into(), logits);
+        }
+        "GPT2Model" => {
+            let m = Gpt2Checkpoint::<Gpt2Model>::from_pretrained(&a.model, DType::F32, None)
+                .map_err(|e| e.to_string())?;
+            load_s = t0.elapsed().as_secs_f64();
+            out.insert(
+                "last_hidden_state".into(),
+                m.model
+                    .forward(ids, gpt_inputs())
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        other => {
+            return Err(format!(
+            "{}: architecture {other} is not supported yet (supported: GPT2Model, GPT2LMHeadModel)",
+            a.model.display()
+        ))
+        }
+    }
+    let run_s = t0.elapsed().as_secs_f64() - load_s;
+    ptm_tensor::safetensors::save(out.iter().map(|(k, v)| (k.as_str(), v)), &a.output)
+        .map_err(|e| e.to_string())?;
+    if a.verbose {
+        let weights = std::fs::metadata(a.model.join("model.safetensors"))
+            .map(|m| m.len() as f64 / (1 << 20) as f64)
+            .unwrap_or(0.0);
+        eprintln!(
+            "{arch}: load {load_s:.2} s, forward {run_s:.2} s; weights file {weights:.0} MiB, peak resident {:.0} MiB",
+            peak_rss_mib().unwrap_or(f64::NAN)
+        );
+    }
+    Ok(())
+}
