@@ -2,6 +2,10 @@
 //! outputs to another, for comparison with transformers.
 
 use clap::Args;
+use ptm_models::bert::{
+    BertCheckpoint, BertForMaskedLm, BertForSequenceClassification, BertForTokenClassification,
+    BertInputs, BertModel,
+};
 use ptm_models::config::ModelKind;
 use ptm_models::gpt2::{Gpt2Checkpoint, Gpt2Inputs, Gpt2LmHeadModel, Gpt2Model};
 use ptm_tensor::{no_grad, DType, Tensor};
@@ -15,7 +19,7 @@ pub struct ForwardArgs {
     /// A Hugging Face model directory (config.json + model.safetensors).
     #[arg(long)]
     model: PathBuf,
-    /// Inputs: `input_ids` (i64 [B,T]) and optionally `attention_mask` (i64 [B,T]).
+    /// Inputs: `input_ids` (i64 [B,T]) and optionally `attention_mask` and `token_type_ids`.
     #[arg(long)]
     input: PathBuf,
     /// Where to write `last_hidden_state` and, for models with a head, `logits` (f32).
@@ -27,6 +31,20 @@ pub struct ForwardArgs {
     /// Run on this device (cpu; cuda:N arrives with the CUDA backend).
     #[arg(long, default_value = "cpu")]
     device: String,
+}
+
+/// The classes `forward` runs.
+const SUPPORTED: [&str; 6] = [
+    "GPT2Model",
+    "GPT2LMHeadModel",
+    "BertModel",
+    "BertForMaskedLM",
+    "BertForSequenceClassification",
+    "BertForTokenClassification",
+];
+
+fn load_bert<M: ptm_models::Architecture>(dir: &Path) -> Result<BertCheckpoint<M>, String> {
+    BertCheckpoint::<M>::from_pretrained(dir, DType::F32, None).map_err(|e| e.to_string())
 }
 
 /// Peak resident memory of this process so far (Linux `VmHWM`), in MiB.
@@ -77,6 +95,11 @@ pub fn run(a: ForwardArgs) -> Result<(), String> {
         attention_mask: mask,
         ..Default::default()
     };
+    let bert_inputs = || BertInputs {
+        attention_mask: mask,
+        token_type_ids: inputs.get("token_type_ids"),
+        train: false,
+    };
     let load_s;
     match arch.as_str() {
         "GPT2LMHeadModel" => {
@@ -101,11 +124,58 @@ pub fn run(a: ForwardArgs) -> Result<(), String> {
                     .map_err(|e| e.to_string())?,
             );
         }
+        "BertModel" => {
+            let m = load_bert::<BertModel>(&a.model)?;
+            load_s = t0.elapsed().as_secs_f64();
+            let (h, pooled) = m
+                .model
+                .forward(ids, bert_inputs())
+                .map_err(|e| e.to_string())?;
+            out.insert("last_hidden_state".into(), h);
+            out.extend(pooled.map(|p| ("pooler_output".to_string(), p)));
+        }
+        "BertForMaskedLM" => {
+            let m = load_bert::<BertForMaskedLm>(&a.model)?;
+            load_s = t0.elapsed().as_secs_f64();
+            let (l, h) = m
+                .model
+                .forward(ids, bert_inputs())
+                .map_err(|e| e.to_string())?;
+            out.extend([
+                ("logits".to_string(), l),
+                ("last_hidden_state".to_string(), h),
+            ]);
+        }
+        "BertForSequenceClassification" => {
+            let m = load_bert::<BertForSequenceClassification>(&a.model)?;
+            load_s = t0.elapsed().as_secs_f64();
+            let (l, h) = m
+                .model
+                .forward(ids, bert_inputs())
+                .map_err(|e| e.to_string())?;
+            out.extend([
+                ("logits".to_string(), l),
+                ("last_hidden_state".to_string(), h),
+            ]);
+        }
+        "BertForTokenClassification" => {
+            let m = load_bert::<BertForTokenClassification>(&a.model)?;
+            load_s = t0.elapsed().as_secs_f64();
+            let (l, h) = m
+                .model
+                .forward(ids, bert_inputs())
+                .map_err(|e| e.to_string())?;
+            out.extend([
+                ("logits".to_string(), l),
+                ("last_hidden_state".to_string(), h),
+            ]);
+        }
         other => {
             return Err(format!(
-            "{}: architecture {other} is not supported yet (supported: GPT2Model, GPT2LMHeadModel)",
-            a.model.display()
-        ))
+                "{}: architecture {other} is not supported yet (supported: {})",
+                a.model.display(),
+                SUPPORTED.join(", ")
+            ))
         }
     }
     let run_s = t0.elapsed().as_secs_f64() - load_s;

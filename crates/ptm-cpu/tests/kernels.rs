@@ -64,6 +64,63 @@ proptest! {
     }
 }
 
+/// Wide products cross the driver's column slabs (B is packed 4096 columns at a time): every
+/// path, B row-major and transposed (a tied output layer reads the embedding table transposed),
+/// overwriting a NaN-poisoned C and accumulating into a filled one.
+#[test]
+fn matmul_across_column_slabs() {
+    let (m, n, k) = (7, 2 * 4096 + 77, 300);
+    let (a, b) = (data(m * k, 11), data(k * n, 12));
+    let a32: Vec<f32> = a.iter().map(|&x| x as f32).collect();
+    let b32: Vec<f32> = b.iter().map(|&x| x as f32).collect();
+    for tb in [false, true] {
+        let mb = if tb {
+            MatRef {
+                data: &b,
+                offset: 0,
+                row_stride: 1,
+                col_stride: k,
+            }
+        } else {
+            MatRef::row_major(&b, n)
+        };
+        let mb32 = MatRef {
+            data: &b32[..],
+            offset: 0,
+            row_stride: mb.row_stride,
+            col_stride: mb.col_stride,
+        };
+        for beta in [0.0, 1.0] {
+            let init = data(m * n, 13);
+            let mut want = init.clone();
+            matmul_naive(m, n, k, MatRef::row_major(&a, k), mb, &mut want, beta);
+            for isa in Isa::available() {
+                let mut got: Vec<f32> = if beta == 1.0 {
+                    init.iter().map(|&x| x as f32).collect()
+                } else {
+                    vec![f32::NAN; m * n]
+                };
+                matmul_isa(
+                    isa,
+                    m,
+                    n,
+                    k,
+                    MatRef::row_major(&a32, k),
+                    mb32,
+                    &mut got,
+                    beta as f32,
+                );
+                for (idx, (g, w)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        (*g as f64 - w).abs() <= 1e-6 * (k as f64 + 1.0),
+                        "{isa:?} tb={tb} beta={beta} at {idx}: {g} vs {w}"
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn matmul_reads_an_offset_submatrix() {
     // A 3x2 block at (1, 1) inside a 5x4 buffer.

@@ -64,7 +64,13 @@ impl Tokenizer {
     /// From a `tokenizer.json`.
     pub fn from_json(path: &Path) -> Result<Tokenizer> {
         let source = path.display().to_string();
-        let inner = tokenizers::Tokenizer::from_file(path).map_err(|e| tok_err(&source, e))?;
+        let mut inner = tokenizers::Tokenizer::from_file(path).map_err(|e| tok_err(&source, e))?;
+        // A saved tokenizer.json may pad and truncate to a fixed length (all-MiniLM-L6-v2's does,
+        // to 128); transformers applies neither unless asked, and `encode_batch` pads itself.
+        inner.with_padding(None);
+        inner
+            .with_truncation(None)
+            .map_err(|e| tok_err(&source, e))?;
         Ok(Tokenizer { inner, source })
     }
 

