@@ -8,6 +8,7 @@ use ptm_models::bert::{
 };
 use ptm_models::config::ModelKind;
 use ptm_models::gpt2::{Gpt2Checkpoint, Gpt2Inputs, Gpt2LmHeadModel, Gpt2Model};
+use ptm_models::vit::{VitCheckpoint, VitForImageClassification, VitModel};
 use ptm_tensor::{no_grad, DType, Tensor};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,7 +20,8 @@ pub struct ForwardArgs {
     /// A Hugging Face model directory (config.json + model.safetensors).
     #[arg(long)]
     model: PathBuf,
-    /// Inputs: `input_ids` (i64 [B,T]) and optionally `attention_mask` and `token_type_ids`.
+    /// Inputs: `input_ids` (i64 [B,T]) with optional `attention_mask` and `token_type_ids`, or
+    /// `pixel_values` (f32 [B,3,H,W]) for ViT.
     #[arg(long)]
     input: PathBuf,
     /// Where to write `last_hidden_state` and, for models with a head, `logits` (f32).
@@ -34,13 +36,15 @@ pub struct ForwardArgs {
 }
 
 /// The classes `forward` runs.
-const SUPPORTED: [&str; 6] = [
+const SUPPORTED: [&str; 8] = [
     "GPT2Model",
     "GPT2LMHeadModel",
     "BertModel",
     "BertForMaskedLM",
     "BertForSequenceClassification",
     "BertForTokenClassification",
+    "ViTModel",
+    "ViTForImageClassification",
 ];
 
 fn load_bert<M: ptm_models::Architecture>(dir: &Path) -> Result<BertCheckpoint<M>, String> {
@@ -83,11 +87,19 @@ pub fn run(a: ForwardArgs) -> Result<(), String> {
         ));
     }
     let inputs = ptm_tensor::safetensors::load(&a.input).map_err(|e| e.to_string())?;
-    let ids = inputs
-        .get("input_ids")
-        .ok_or_else(|| format!("{}: no tensor named input_ids", a.input.display()))?;
-    let mask = inputs.get("attention_mask");
     let arch = architecture(&a.model)?;
+    let want = if arch.starts_with("ViT") {
+        "pixel_values"
+    } else {
+        "input_ids"
+    };
+    let ids = inputs.get(want).ok_or_else(|| {
+        format!(
+            "{}: no tensor named {want} (needed by {arch})",
+            a.input.display()
+        )
+    })?;
+    let mask = inputs.get("attention_mask");
     let mut out: BTreeMap<String, Tensor> = BTreeMap::new();
     let t0 = Instant::now();
     let _guard = no_grad();
@@ -165,6 +177,28 @@ pub fn run(a: ForwardArgs) -> Result<(), String> {
                 .model
                 .forward(ids, bert_inputs())
                 .map_err(|e| e.to_string())?;
+            out.extend([
+                ("logits".to_string(), l),
+                ("last_hidden_state".to_string(), h),
+            ]);
+        }
+        "ViTModel" => {
+            let m = VitCheckpoint::<VitModel>::from_pretrained(&a.model, DType::F32, None)
+                .map_err(|e| e.to_string())?;
+            load_s = t0.elapsed().as_secs_f64();
+            let (h, pooled) = m.model.forward(ids, false).map_err(|e| e.to_string())?;
+            out.insert("last_hidden_state".into(), h);
+            out.extend(pooled.map(|p| ("pooler_output".to_string(), p)));
+        }
+        "ViTForImageClassification" => {
+            let m = VitCheckpoint::<VitForImageClassification>::from_pretrained(
+                &a.model,
+                DType::F32,
+                None,
+            )
+            .map_err(|e| e.to_string())?;
+            load_s = t0.elapsed().as_secs_f64();
+            let (l, h) = m.model.forward(ids, false).map_err(|e| e.to_string())?;
             out.extend([
                 ("logits".to_string(), l),
                 ("last_hidden_state".to_string(), h),

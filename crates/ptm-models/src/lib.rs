@@ -30,6 +30,7 @@ pub mod generation;
 pub mod gpt2;
 pub mod pretrained;
 pub mod tokenizer;
+pub mod vit;
 
 pub use error::{Error, Result};
 pub use pretrained::{weights_file, Architecture, Checkpoint};

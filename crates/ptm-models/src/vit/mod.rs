@@ -1,0 +1,9 @@
+//! ViT (Dosovitskiy et al., 2021) as transformers implements it.
+
+mod config;
+mod model;
+mod pretrained;
+
+pub use config::VitConfig;
+pub use model::{VitForImageClassification, VitModel};
+pub use pretrained::{load_options, VitCheckpoint};
