@@ -116,6 +116,13 @@ impl Tokenizer {
                 ("[SEP]".into(), sep),
                 ("[CLS]".into(), cls),
             )));
+        // As BertTokenizerFast: the bracketed tokens are special (never split, skipped on decode).
+        let specials: Vec<tokenizers::AddedToken> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+            .iter()
+            .filter(|t| inner.token_to_id(t).is_some())
+            .map(|t| tokenizers::AddedToken::from(*t, true))
+            .collect();
+        inner.add_special_tokens(&specials);
         Ok(Tokenizer { inner, source })
     }
 

@@ -76,3 +76,25 @@ fn minilm_sentence_embeddings_match_the_reference() {
     let cos = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
     assert!(cos(&got[0], &got[1]) > cos(&got[0], &got[3]) + 0.3);
 }
+
+/// BERT's WordPiece built from `vocab.txt` alone (lower-cased, as `tokenizer_config.json` says)
+/// gives the same ids as the model's own `tokenizer.json`.
+#[test]
+fn wordpiece_from_vocab_txt_matches_tokenizer_json() {
+    let Some(dir) = minilm_dir() else { return };
+    let from_json = Tokenizer::from_json(&dir.join("tokenizer.json")).unwrap();
+    let from_vocab = Tokenizer::bert(&dir.join("vocab.txt"), true).unwrap();
+    for text in [
+        "Hello, World! Transfer-learning isn't magic.",
+        "Naïve café owners can't pre-train 12,345 models.",
+        "unbelievably tokenization-heavy words: antidisestablishmentarianism",
+    ] {
+        let a = from_json.encode(text, true).unwrap();
+        let b = from_vocab.encode(text, true).unwrap();
+        assert_eq!(a, b, "{text:?}");
+        assert_eq!(
+            from_vocab.decode(&b, true).unwrap(),
+            from_json.decode(&a, true).unwrap()
+        );
+    }
+}

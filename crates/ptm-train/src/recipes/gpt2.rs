@@ -260,6 +260,14 @@ pub fn finetune(opts: &Gpt2Options) -> Result<Gpt2Metrics> {
         &opts.sets,
     )?;
     let out = args.output_dir.clone();
+    // Check the inputs before the minutes of pretraining, not after.
+    let target = target_corpus(opts)?;
+    if !target.exists() {
+        return Err(data(target.display(), "does not exist"));
+    }
+    if let Some(m) = &opts.model {
+        ptm_models::weights_file(m)?;
+    }
     let t_pre = Instant::now();
     let (base_dir, pretrained_here) = match &opts.model {
         Some(m) => (m.clone(), false),
@@ -267,7 +275,6 @@ pub fn finetune(opts: &Gpt2Options) -> Result<Gpt2Metrics> {
     };
     let pretrain_s = t_pre.elapsed().as_secs_f64();
     let tok = tokenizer_for(Some(&base_dir))?;
-    let target = target_corpus(opts)?;
     let corpus = load_corpus(&tok, &target, args.block_size, "target corpus")?;
     let (train, mut eval) = corpus.split(args.eval_fraction, args.seed);
     eval.truncate(eval_cap(opts.smoke));
