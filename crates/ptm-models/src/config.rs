@@ -41,3 +41,35 @@ pub(crate) fn config_err(path: &Path, msg: impl Into<String>) -> Error {
         msg: msg.into(),
     }
 }
+
+/// An error naming the first key whose value is 0.
+pub(crate) fn require_positive(path: &Path, values: &[(&str, usize)]) -> Result<()> {
+    match values.iter().find(|(_, v)| *v == 0) {
+        Some((key, _)) => Err(config_err(path, format!("{key} must be positive"))),
+        None => Ok(()),
+    }
+}
+
+/// An error naming both keys when `(a_key, a)` is not a multiple of `(b_key, b)`.
+pub(crate) fn require_multiple(
+    path: &Path,
+    (a_key, a): (&str, usize),
+    (b_key, b): (&str, usize),
+) -> Result<()> {
+    if a.is_multiple_of(b) {
+        Ok(())
+    } else {
+        Err(config_err(
+            path,
+            format!("{a_key} {a} is not divisible by {b_key} {b}"),
+        ))
+    }
+}
+
+/// An error naming the first dropout probability outside `[0, 1)`.
+pub(crate) fn require_probabilities(path: &Path, values: &[(&str, f64)]) -> Result<()> {
+    match values.iter().find(|(_, p)| !(0.0..1.0).contains(p)) {
+        Some((key, p)) => Err(config_err(path, format!("{key} = {p} is outside [0, 1)"))),
+        None => Ok(()),
+    }
+}

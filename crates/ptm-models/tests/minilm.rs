@@ -8,34 +8,12 @@ mod common;
 use ptm_models::bert::{embed_sentences, BertCheckpoint, BertModel};
 use ptm_models::tokenizer::Tokenizer;
 use ptm_tensor::DType;
-use std::path::PathBuf;
-
-fn minilm_dir() -> Option<PathBuf> {
-    let cache = std::env::var_os("PTM_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|p| PathBuf::from(p).join("ptm")))
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/ptm")
-        });
-    let dir = cache.join("minilm");
-    if dir.join(".complete").is_file() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var_os("PTM_REQUIRE_FETCHED").is_none(),
-        "{} is missing and PTM_REQUIRE_FETCHED is set",
-        dir.display()
-    );
-    eprintln!(
-        "skipped: {} not fetched (run `cargo xtask fetch minilm`)",
-        dir.display()
-    );
-    None
-}
 
 #[test]
 fn minilm_sentence_embeddings_match_the_reference() {
-    let Some(dir) = minilm_dir() else { return };
+    let Some(dir) = common::fetched("minilm") else {
+        return;
+    };
     let want: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(common::fixture("minilm").join("embeddings.json")).unwrap(),
     )
@@ -81,7 +59,9 @@ fn minilm_sentence_embeddings_match_the_reference() {
 /// gives the same ids as the model's own `tokenizer.json`.
 #[test]
 fn wordpiece_from_vocab_txt_matches_tokenizer_json() {
-    let Some(dir) = minilm_dir() else { return };
+    let Some(dir) = common::fetched("minilm") else {
+        return;
+    };
     let from_json = Tokenizer::from_json(&dir.join("tokenizer.json")).unwrap();
     let from_vocab = Tokenizer::bert(&dir.join("vocab.txt"), true).unwrap();
     for text in [

@@ -8,34 +8,12 @@
 mod common;
 
 use ptm_models::tokenizer::Tokenizer;
-use std::path::PathBuf;
-
-fn tokenizer_dir() -> Option<PathBuf> {
-    let cache = std::env::var_os("PTM_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|p| PathBuf::from(p).join("ptm")))
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/ptm")
-        });
-    let dir = cache.join("gpt2-tokenizer");
-    if dir.join(".complete").is_file() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var_os("PTM_REQUIRE_FETCHED").is_none(),
-        "{} is missing and PTM_REQUIRE_FETCHED is set",
-        dir.display()
-    );
-    eprintln!(
-        "skipped: {} not fetched (run `cargo xtask fetch gpt2-tokenizer`)",
-        dir.display()
-    );
-    None
-}
 
 #[test]
 fn gpt2_bpe_matches_transformers() {
-    let Some(dir) = tokenizer_dir() else { return };
+    let Some(dir) = common::fetched("gpt2-tokenizer") else {
+        return;
+    };
     let tok = Tokenizer::from_dir(&dir).unwrap();
     assert_eq!(tok.vocab_size(), 50257);
     let want: serde_json::Value = serde_json::from_str(

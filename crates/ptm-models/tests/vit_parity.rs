@@ -5,55 +5,9 @@
 
 mod common;
 
-use common::{assert_grad, assert_rel, expected, fixture};
+use common::{assert_rel, check_grads_and_step, expected, fixture};
 use ptm_models::vit::{VitCheckpoint, VitForImageClassification, VitModel};
-use ptm_nn::optim::{AdamW, AdamWConfig, Optimizer};
-use ptm_tensor::{DType, GradStore, Tensor};
-use std::collections::BTreeMap;
-
-fn check_grads_and_step(
-    params: &ptm_nn::ParamStore,
-    loss: &Tensor,
-    exp: &BTreeMap<String, Tensor>,
-    what: &str,
-) {
-    let grads = loss.backward().unwrap();
-    let all = params.all();
-    assert_eq!(
-        all.len(),
-        exp.keys().filter(|k| k.starts_with("grad.")).count(),
-        "{what}: parameter count"
-    );
-    let mut reference = GradStore::new();
-    for (name, p) in &all {
-        let g = grads
-            .get(&p.tensor())
-            .unwrap_or_else(|| panic!("{what}: no gradient for {name}"));
-        assert_grad(
-            g,
-            &exp[&format!("grad.{name}")],
-            &format!("{what} grad {name}"),
-        );
-        reference.insert(&p.tensor(), exp[&format!("grad.{name}")].clone());
-    }
-    let cfg = AdamWConfig {
-        lr: 1e-2,
-        weight_decay: 0.1,
-        ..Default::default()
-    };
-    AdamW::new(all.clone(), cfg, |_| true)
-        .unwrap()
-        .step(&reference)
-        .unwrap();
-    for (name, p) in &all {
-        assert_rel(
-            &p.tensor(),
-            &exp[&format!("adamw.{name}")],
-            1e-5,
-            &format!("{what} adamw {name}"),
-        );
-    }
-}
+use ptm_tensor::{DType, Tensor};
 
 #[test]
 fn vit_model_matches_transformers() {

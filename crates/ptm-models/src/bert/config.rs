@@ -1,6 +1,6 @@
 //! BERT's `config.json`, with transformers' defaults for absent keys.
 
-use crate::config::config_err;
+use crate::config::{config_err, require_multiple, require_positive, require_probabilities};
 use crate::error::Result;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -91,43 +91,40 @@ impl BertConfig {
         if self.model_type != "bert" {
             return err(format!("model_type is '{}', not 'bert'", self.model_type));
         }
-        for (key, v) in [
-            ("vocab_size", self.vocab_size),
+        require_positive(
+            path,
+            &[
+                ("vocab_size", self.vocab_size),
+                ("hidden_size", self.hidden_size),
+                ("num_hidden_layers", self.num_hidden_layers),
+                ("num_attention_heads", self.num_attention_heads),
+                ("intermediate_size", self.intermediate_size),
+                ("max_position_embeddings", self.max_position_embeddings),
+                ("type_vocab_size", self.type_vocab_size),
+            ],
+        )?;
+        require_multiple(
+            path,
             ("hidden_size", self.hidden_size),
-            ("num_hidden_layers", self.num_hidden_layers),
             ("num_attention_heads", self.num_attention_heads),
-            ("intermediate_size", self.intermediate_size),
-            ("max_position_embeddings", self.max_position_embeddings),
-            ("type_vocab_size", self.type_vocab_size),
-        ] {
-            if v == 0 {
-                return err(format!("{key} must be positive"));
-            }
-        }
-        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
-            return err(format!(
-                "hidden_size {} is not divisible by num_attention_heads {}",
-                self.hidden_size, self.num_attention_heads
-            ));
-        }
+        )?;
         if self.position_embedding_type != "absolute" {
             return err(format!(
                 "position_embedding_type '{}' is not supported (only 'absolute')",
                 self.position_embedding_type
             ));
         }
-        for (key, p) in [
-            ("hidden_dropout_prob", self.hidden_dropout_prob),
-            (
-                "attention_probs_dropout_prob",
-                self.attention_probs_dropout_prob,
-            ),
-            ("classifier_dropout", self.classifier_dropout.unwrap_or(0.0)),
-        ] {
-            if !(0.0..1.0).contains(&p) {
-                return err(format!("{key} = {p} is outside [0, 1)"));
-            }
-        }
+        require_probabilities(
+            path,
+            &[
+                ("hidden_dropout_prob", self.hidden_dropout_prob),
+                (
+                    "attention_probs_dropout_prob",
+                    self.attention_probs_dropout_prob,
+                ),
+                ("classifier_dropout", self.classifier_dropout.unwrap_or(0.0)),
+            ],
+        )?;
         ptm_nn::Activation::from_hf(&self.hidden_act, "hidden_act")
             .map_err(|e| config_err(path, e.to_string()))?;
         Ok(())

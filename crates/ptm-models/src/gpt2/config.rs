@@ -1,6 +1,6 @@
 //! GPT-2's `config.json`, with transformers' defaults for absent keys.
 
-use crate::config::config_err;
+use crate::config::{config_err, require_multiple, require_positive, require_probabilities};
 use crate::error::Result;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -94,32 +94,25 @@ impl Gpt2Config {
         if self.model_type != "gpt2" {
             return err(format!("model_type is '{}', not 'gpt2'", self.model_type));
         }
-        for (key, v) in [
-            ("vocab_size", self.vocab_size),
-            ("n_positions", self.n_positions),
-            ("n_embd", self.n_embd),
-            ("n_layer", self.n_layer),
-            ("n_head", self.n_head),
-        ] {
-            if v == 0 {
-                return err(format!("{key} must be positive"));
-            }
-        }
-        if !self.n_embd.is_multiple_of(self.n_head) {
-            return err(format!(
-                "n_embd {} is not divisible by n_head {}",
-                self.n_embd, self.n_head
-            ));
-        }
-        for (key, p) in [
-            ("resid_pdrop", self.resid_pdrop),
-            ("embd_pdrop", self.embd_pdrop),
-            ("attn_pdrop", self.attn_pdrop),
-        ] {
-            if !(0.0..1.0).contains(&p) {
-                return err(format!("{key} = {p} is outside [0, 1)"));
-            }
-        }
+        require_positive(
+            path,
+            &[
+                ("vocab_size", self.vocab_size),
+                ("n_positions", self.n_positions),
+                ("n_embd", self.n_embd),
+                ("n_layer", self.n_layer),
+                ("n_head", self.n_head),
+            ],
+        )?;
+        require_multiple(path, ("n_embd", self.n_embd), ("n_head", self.n_head))?;
+        require_probabilities(
+            path,
+            &[
+                ("resid_pdrop", self.resid_pdrop),
+                ("embd_pdrop", self.embd_pdrop),
+                ("attn_pdrop", self.attn_pdrop),
+            ],
+        )?;
         ptm_nn::Activation::from_hf(&self.activation_function, "activation_function")
             .map_err(|e| config_err(path, e.to_string()))?;
         Ok(())

@@ -1,6 +1,6 @@
 //! ViT's `config.json`, with transformers' defaults for absent keys.
 
-use crate::config::config_err;
+use crate::config::{config_err, require_multiple, require_positive};
 use crate::error::Result;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -85,31 +85,28 @@ impl VitConfig {
         if self.model_type != "vit" {
             return err(format!("model_type is '{}', not 'vit'", self.model_type));
         }
-        for (key, v) in [
+        require_positive(
+            path,
+            &[
+                ("hidden_size", self.hidden_size),
+                ("num_hidden_layers", self.num_hidden_layers),
+                ("num_attention_heads", self.num_attention_heads),
+                ("intermediate_size", self.intermediate_size),
+                ("image_size", self.image_size),
+                ("patch_size", self.patch_size),
+                ("num_channels", self.num_channels),
+            ],
+        )?;
+        require_multiple(
+            path,
             ("hidden_size", self.hidden_size),
-            ("num_hidden_layers", self.num_hidden_layers),
             ("num_attention_heads", self.num_attention_heads),
-            ("intermediate_size", self.intermediate_size),
+        )?;
+        require_multiple(
+            path,
             ("image_size", self.image_size),
             ("patch_size", self.patch_size),
-            ("num_channels", self.num_channels),
-        ] {
-            if v == 0 {
-                return err(format!("{key} must be positive"));
-            }
-        }
-        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
-            return err(format!(
-                "hidden_size {} is not divisible by num_attention_heads {}",
-                self.hidden_size, self.num_attention_heads
-            ));
-        }
-        if !self.image_size.is_multiple_of(self.patch_size) {
-            return err(format!(
-                "image_size {} is not a multiple of patch_size {}",
-                self.image_size, self.patch_size
-            ));
-        }
+        )?;
         ptm_nn::Activation::from_hf(&self.hidden_act, "hidden_act")
             .map_err(|e| config_err(path, e.to_string()))?;
         Ok(())
