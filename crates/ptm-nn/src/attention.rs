@@ -3,6 +3,11 @@
 
 use crate::dropout::Dropout;
 use crate::error::{invalid, Result};
+use crate::hooks::linear;
+use crate::init::Init;
+use crate::linear::WeightLayout;
+use crate::module::Module;
+use crate::var_builder::VarBuilder;
 use ptm_tensor::{scaled_dot_product_attention, AttentionOptions, Tensor};
 
 /// `[B, T, H·D]` → `[B, H, T, D]`.
@@ -67,4 +72,57 @@ pub fn attend(
         dropout,
     };
     Ok(scaled_dot_product_attention(q, k, v, opts)?)
+}
+
+/// Multi-head self-attention with separate query/key/value projections and an output
+/// projection (BERT's and ViT's layout), every projection built through the builder's hooks.
+pub struct MultiHeadAttention {
+    query: Box<dyn Module>,
+    key: Box<dyn Module>,
+    value: Box<dyn Module>,
+    out: Box<dyn Module>,
+    dropout: Dropout,
+    heads: usize,
+}
+
+impl MultiHeadAttention {
+    /// Projections `query`, `key`, `value` under `qkv`'s scope and the output projection at
+    /// `out`'s scope (`[out, in]` weights drawn from `init`, zero biases); `width` split into
+    /// `heads`; `dropout` on the attention weights.
+    pub fn new(
+        qkv: &VarBuilder,
+        out: &VarBuilder,
+        width: usize,
+        heads: usize,
+        qkv_bias: bool,
+        init: Init,
+        dropout: Dropout,
+    ) -> Result<MultiHeadAttention> {
+        if heads == 0 || !width.is_multiple_of(heads) {
+            return Err(invalid(
+                "MultiHeadAttention",
+                format!("width {width} is not divisible by {heads} heads"),
+            ));
+        }
+        let proj =
+            |vb: &VarBuilder, bias| linear(vb, width, width, bias, WeightLayout::OutIn, init);
+        Ok(MultiHeadAttention {
+            query: proj(&qkv.pp("query"), qkv_bias)?,
+            key: proj(&qkv.pp("key"), qkv_bias)?,
+            value: proj(&qkv.pp("value"), qkv_bias)?,
+            out: proj(out, true)?,
+            dropout,
+            heads,
+        })
+    }
+
+    /// Self-attention of `x` `[B, T, width]` (masks and prefix from `inputs`), then the output
+    /// projection.
+    pub fn forward(&self, x: &Tensor, inputs: AttentionInputs, train: bool) -> Result<Tensor> {
+        let q = split_heads(&self.query.forward(x, train)?, self.heads)?;
+        let k = split_heads(&self.key.forward(x, train)?, self.heads)?;
+        let v = split_heads(&self.value.forward(x, train)?, self.heads)?;
+        let ctx = merge_heads(&attend(&q, &k, &v, inputs, &self.dropout, train)?)?;
+        self.out.forward(&ctx, train)
+    }
 }

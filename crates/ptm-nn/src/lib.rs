@@ -8,8 +8,8 @@
 //! - [`Param`] / [`ParamStore`]: parameters as replaceable slots, frozen or trainable, saved under
 //!   their full names.
 //! - Layers implementing [`Module`]: [`Linear`] (both `[out, in]` and GPT-2's `[in, out]`),
-//!   [`Embedding`], [`LayerNorm`], [`Dropout`], [`Activation`]; the shared attention parts in
-//!   [`attention`].
+//!   [`Embedding`], [`LayerNorm`], [`Dropout`], [`Activation`]; multi-head attention and its
+//!   parts in [`attention`].
 //! - [`Hooks`]: how PEFT changes a model while it is built, without the model knowing.
 //! - [`optim`]: SGD and AdamW (PyTorch's decoupled weight decay) with savable state.
 //!

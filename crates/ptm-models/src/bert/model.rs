@@ -6,7 +6,7 @@
 
 use super::config::BertConfig;
 use crate::error::{input_err, Result};
-use ptm_nn::attention::{attend, merge_heads, split_heads, AttentionInputs};
+use ptm_nn::attention::{AttentionInputs, MultiHeadAttention};
 use ptm_nn::{
     after_sublayer, linear, Activation, Dropout, Embedding, Hooks, Init, LayerNorm, Module, Param,
     SubLayer, VarBuilder, WeightLayout,
@@ -34,11 +34,7 @@ struct Embeddings {
 }
 
 struct Layer {
-    query: Box<dyn Module>,
-    key: Box<dyn Module>,
-    value: Box<dyn Module>,
-    attn_dropout: Dropout,
-    attn_out: Box<dyn Module>,
+    attention: MultiHeadAttention,
     after_attn: Option<Box<dyn Module>>,
     attn_ln: LayerNorm,
     intermediate: Box<dyn Module>,
@@ -47,7 +43,6 @@ struct Layer {
     after_ffn: Option<Box<dyn Module>>,
     out_ln: LayerNorm,
     hidden_dropout: Dropout,
-    heads: usize,
 }
 
 /// The BERT encoder: embeddings, layers, and (optionally) the pooler.
@@ -101,12 +96,17 @@ impl BertModel {
         for i in 0..cfg.num_hidden_layers {
             let l = vb.pp("encoder").pp("layer").pp(i);
             let (a, s) = (l.pp("attention"), l.pp("attention").pp("self"));
+            let attn_dropout = Dropout::new(cfg.attention_probs_dropout_prob, rng.clone())?;
             layers.push(Layer {
-                query: dense(&s.pp("query"), h, h, std)?,
-                key: dense(&s.pp("key"), h, h, std)?,
-                value: dense(&s.pp("value"), h, h, std)?,
-                attn_dropout: Dropout::new(cfg.attention_probs_dropout_prob, rng.clone())?,
-                attn_out: dense(&a.pp("output").pp("dense"), h, h, std)?,
+                attention: MultiHeadAttention::new(
+                    &s,
+                    &a.pp("output").pp("dense"),
+                    h,
+                    cfg.num_attention_heads,
+                    true,
+                    normal,
+                    attn_dropout,
+                )?,
                 after_attn: after_sublayer(&l, SubLayer::Attention, h)?,
                 attn_ln: LayerNorm::new(&a.pp("output").pp("LayerNorm"), h, eps)?,
                 intermediate: dense(
@@ -120,7 +120,6 @@ impl BertModel {
                 after_ffn: after_sublayer(&l, SubLayer::FeedForward, h)?,
                 out_ln: LayerNorm::new(&l.pp("output").pp("LayerNorm"), h, eps)?,
                 hidden_dropout: Dropout::new(cfg.hidden_dropout_prob, rng.clone())?,
-                heads: cfg.num_attention_heads,
             });
         }
         let pooler = if add_pooler {
@@ -225,19 +224,15 @@ impl Layer {
         prefix: Option<&(Tensor, Tensor)>,
         train: bool,
     ) -> Result<Tensor> {
-        let q = split_heads(&self.query.forward(x, train)?, self.heads)?;
-        let k = split_heads(&self.key.forward(x, train)?, self.heads)?;
-        let v = split_heads(&self.value.forward(x, train)?, self.heads)?;
         let inputs = AttentionInputs {
             causal: false,
             key_padding_mask: mask,
             prefix: prefix.map(|(k, v)| (k, v)),
             scale: None,
         };
-        let ctx = merge_heads(&attend(&q, &k, &v, inputs, &self.attn_dropout, train)?)?;
         let mut a = self
             .hidden_dropout
-            .forward(&self.attn_out.forward(&ctx, train)?, train)?;
+            .forward(&self.attention.forward(x, inputs, train)?, train)?;
         if let Some(m) = &self.after_attn {
             a = m.forward(&a, train)?;
         }

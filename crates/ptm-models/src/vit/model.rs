@@ -3,7 +3,7 @@
 
 use super::config::VitConfig;
 use crate::error::{input_err, Result};
-use ptm_nn::attention::{attend, merge_heads, split_heads, AttentionInputs};
+use ptm_nn::attention::{AttentionInputs, MultiHeadAttention};
 use ptm_nn::{
     after_sublayer, linear, Activation, Dropout, Hooks, Init, LayerNorm, Module, Param, SubLayer,
     VarBuilder, WeightLayout,
@@ -13,11 +13,7 @@ use std::sync::Arc;
 
 struct Layer {
     ln_before: LayerNorm,
-    query: Box<dyn Module>,
-    key: Box<dyn Module>,
-    value: Box<dyn Module>,
-    attn_dropout: Dropout,
-    attn_out: Box<dyn Module>,
+    attention: MultiHeadAttention,
     after_attn: Option<Box<dyn Module>>,
     ln_after: LayerNorm,
     intermediate: Box<dyn Module>,
@@ -25,7 +21,6 @@ struct Layer {
     output: Box<dyn Module>,
     after_ffn: Option<Box<dyn Module>>,
     hidden_dropout: Dropout,
-    heads: usize,
 }
 
 /// The ViT encoder: patch embedding, `[CLS]`, positions, pre-norm layers, final norm, and
@@ -81,13 +76,19 @@ impl VitModel {
         for i in 0..cfg.num_hidden_layers {
             let l = vb.pp("encoder").pp("layer").pp(i);
             let s = l.pp("attention").pp("attention");
+            let attn_dropout = Dropout::new(cfg.attention_probs_dropout_prob, rng.clone())?;
+            let out = l.pp("attention").pp("output").pp("dense");
             layers.push(Layer {
                 ln_before: LayerNorm::new(&l.pp("layernorm_before"), h, eps)?,
-                query: dense(&s.pp("query"), h, h, cfg.qkv_bias, std)?,
-                key: dense(&s.pp("key"), h, h, cfg.qkv_bias, std)?,
-                value: dense(&s.pp("value"), h, h, cfg.qkv_bias, std)?,
-                attn_dropout: Dropout::new(cfg.attention_probs_dropout_prob, rng.clone())?,
-                attn_out: dense(&l.pp("attention").pp("output").pp("dense"), h, h, true, std)?,
+                attention: MultiHeadAttention::new(
+                    &s,
+                    &out,
+                    h,
+                    cfg.num_attention_heads,
+                    cfg.qkv_bias,
+                    normal,
+                    attn_dropout,
+                )?,
                 after_attn: after_sublayer(&l, SubLayer::Attention, h)?,
                 ln_after: LayerNorm::new(&l.pp("layernorm_after"), h, eps)?,
                 intermediate: dense(
@@ -107,7 +108,6 @@ impl VitModel {
                 )?,
                 after_ffn: after_sublayer(&l, SubLayer::FeedForward, h)?,
                 hidden_dropout: Dropout::new(cfg.hidden_dropout_prob, rng.clone())?,
-                heads: cfg.num_attention_heads,
             });
         }
         Ok(VitModel {
@@ -193,17 +193,13 @@ impl Layer {
         train: bool,
     ) -> Result<Tensor> {
         let h = self.ln_before.forward(x, train)?;
-        let q = split_heads(&self.query.forward(&h, train)?, self.heads)?;
-        let k = split_heads(&self.key.forward(&h, train)?, self.heads)?;
-        let v = split_heads(&self.value.forward(&h, train)?, self.heads)?;
         let inputs = AttentionInputs {
             prefix: prefix.map(|(k, v)| (k, v)),
             ..Default::default()
         };
-        let ctx = merge_heads(&attend(&q, &k, &v, inputs, &self.attn_dropout, train)?)?;
         let mut a = self
             .hidden_dropout
-            .forward(&self.attn_out.forward(&ctx, train)?, train)?;
+            .forward(&self.attention.forward(&h, inputs, train)?, train)?;
         if let Some(m) = &self.after_attn {
             a = m.forward(&a, train)?;
         }
