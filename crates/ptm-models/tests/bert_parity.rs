@@ -208,3 +208,46 @@ fn legacy_gamma_beta_names_and_save_round_trip() {
         theirs.keys().collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn fresh_bert_initialises_as_transformers() {
+    let cfg = ptm_models::bert::BertConfig {
+        vocab_size: 50,
+        hidden_size: 8,
+        num_hidden_layers: 1,
+        num_attention_heads: 2,
+        intermediate_size: 16,
+        ..Default::default()
+    };
+    let ck = BertCheckpoint::<BertModel>::from_config(cfg, DType::F32, 3, None).unwrap();
+    let table = ck
+        .params
+        .get("embeddings.word_embeddings.weight")
+        .unwrap()
+        .tensor()
+        .to_vec2::<f32>()
+        .unwrap();
+    assert!(
+        table[0].iter().all(|&x| x == 0.0),
+        "the [PAD] row starts at zero"
+    );
+    let spread = table[1..]
+        .iter()
+        .flatten()
+        .map(|&x| (x as f64).powi(2))
+        .sum::<f64>()
+        / (49.0 * 8.0);
+    assert!(
+        (spread.sqrt() - 0.02).abs() < 0.004,
+        "std {}",
+        spread.sqrt()
+    );
+    let ln = ck
+        .params
+        .get("encoder.layer.0.output.LayerNorm.weight")
+        .unwrap()
+        .tensor()
+        .to_vec::<f32>()
+        .unwrap();
+    assert!(ln.iter().all(|&x| x == 1.0));
+}

@@ -29,6 +29,26 @@ impl Embedding {
         self
     }
 
+    /// Zeroes the padding row, as PyTorch's initialisation of an embedding with `padding_idx`
+    /// does; for freshly initialised tables only (a loaded table keeps its values).
+    pub fn zero_padding_row(&self) -> Result<()> {
+        let Some(pad) = self.padding_idx else {
+            return Ok(());
+        };
+        let w = self.weight.tensor();
+        let (rows, dim) = w.shape().dims2("Embedding")?;
+        if pad as usize >= rows {
+            return Err(crate::error::invalid(
+                "Embedding",
+                format!("padding_idx {pad} is outside the {rows} rows"),
+            ));
+        }
+        let mut v = w.to_dtype(ptm_tensor::DType::F64)?.to_vec::<f64>()?;
+        v[pad as usize * dim..(pad as usize + 1) * dim].fill(0.0);
+        let t = Tensor::from_vec(v, w.dims(), &ptm_tensor::Device::Cpu)?.to_dtype(w.dtype())?;
+        self.weight.set(t)
+    }
+
     /// The table (shared with a tied output layer).
     pub fn weight(&self) -> &Param {
         &self.weight

@@ -91,6 +91,9 @@ impl BertModel {
             ln: LayerNorm::new(&e.pp("LayerNorm"), h, eps)?,
             dropout: Dropout::new(cfg.hidden_dropout_prob, rng.clone())?,
         };
+        if !vb.is_loading() {
+            embeddings.word.zero_padding_row()?;
+        }
         let act = Activation::from_hf(&cfg.hidden_act, "hidden_act")?;
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
         for i in 0..cfg.num_hidden_layers {
