@@ -54,6 +54,16 @@ fn unreadable_images_and_bad_configs_are_named() {
         .unwrap()
         .to_string();
     assert!(e.contains("missing.jpg"), "{e}");
+    let two_channels = ImageProcessorConfig {
+        image_mean: vec![0.5, 0.5],
+        ..Default::default()
+    };
+    let e = two_channels
+        .preprocess(&[(1, 1, vec![0, 0, 0])])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("image_mean"), "{e}");
     std::fs::write(dir.join("preprocessor_config.json"), r#"{"resample": 3}"#).unwrap();
     let e = ImageProcessorConfig::from_dir(&dir)
         .err()

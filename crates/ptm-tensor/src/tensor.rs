@@ -311,6 +311,18 @@ impl Tensor {
         Ok(self.0.storage.gather_as::<T>(&self.0.layout))
     }
 
+    /// The elements in row-major order, borrowed without a copy when this tensor holds `T` in one
+    /// contiguous block (a parameter, a gradient, a fresh result), else copied as [`Tensor::to_vec`]
+    /// does. Same dtype rule as `to_vec`.
+    pub fn values<T: WithDType>(&self) -> Result<std::borrow::Cow<'_, [T]>> {
+        let l = &self.0.layout;
+        if let (true, Some(v)) = (l.is_contiguous(), T::slice(&self.0.storage)) {
+            let n = l.shape().elem_count();
+            return Ok(std::borrow::Cow::Borrowed(&v[l.offset()..l.offset() + n]));
+        }
+        self.to_vec::<T>().map(std::borrow::Cow::Owned)
+    }
+
     /// The elements of a rank-2 tensor as rows.
     pub fn to_vec2<T: WithDType>(&self) -> Result<Vec<Vec<T>>> {
         let (_, c) = self.shape().dims2("to_vec2")?;

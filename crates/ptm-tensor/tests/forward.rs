@@ -467,3 +467,23 @@ fn linear_cross_entropy_equals_matmul_then_cross_entropy() {
         );
     }
 }
+
+/// `values` borrows a contiguous tensor of the asked type and copies any other view, with the
+/// same elements as `to_vec` either way.
+#[test]
+fn values_borrow_when_contiguous_and_copy_otherwise() {
+    let t = randn(&[3, 4], 40).to_dtype(DType::F32).unwrap();
+    let v = t.values::<f32>().unwrap();
+    assert!(matches!(v, std::borrow::Cow::Borrowed(_)));
+    assert_eq!(v.to_vec(), t.to_vec::<f32>().unwrap());
+    let tt = t.t().unwrap();
+    let v = tt.values::<f32>().unwrap();
+    assert!(matches!(v, std::borrow::Cow::Owned(_)));
+    assert_eq!(v.to_vec(), tt.to_vec::<f32>().unwrap());
+    let row = t.narrow(0, 1, 1).unwrap();
+    assert_eq!(
+        row.values::<f32>().unwrap().to_vec(),
+        t.to_vec::<f32>().unwrap()[4..8]
+    );
+    assert!(t.values::<f64>().is_err());
+}

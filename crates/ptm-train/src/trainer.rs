@@ -316,7 +316,13 @@ pub fn clip_grad_norm(model: &dyn TrainModel, grads: &mut GradStore, max_norm: f
     let mut sq = 0.0;
     for (_, p) in &params {
         if let Some(g) = grads.get(&p.tensor()) {
-            sq += g.to_f64_vec()?.iter().map(|x| x * x).sum::<f64>();
+            // Read in place and summed in f64: no per-step copy of every gradient.
+            let g = g.to_dtype(ptm_tensor::DType::F32)?;
+            sq += g
+                .values::<f32>()?
+                .iter()
+                .map(|&x| x as f64 * x as f64)
+                .sum::<f64>();
         }
     }
     let norm = sq.sqrt();

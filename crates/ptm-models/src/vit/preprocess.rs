@@ -61,22 +61,27 @@ impl ImageProcessorConfig {
     pub fn from_dir(dir: &Path) -> Result<ImageProcessorConfig> {
         let path = dir.join("preprocessor_config.json");
         let cfg: ImageProcessorConfig = crate::config::read_config(&path)?;
-        if cfg.resample != 2 {
-            return Err(crate::config::config_err(
-                &path,
-                format!(
-                    "resample {} is not supported (only 2, bilinear)",
-                    cfg.resample
-                ),
-            ));
-        }
-        if cfg.image_mean.len() != 3 || cfg.image_std.len() != 3 || cfg.image_std.contains(&0.0) {
-            return Err(crate::config::config_err(
-                &path,
-                "image_mean and image_std need 3 values, std non-zero",
-            ));
-        }
+        cfg.validate(&path)?;
         Ok(cfg)
+    }
+
+    /// Checks the settings; `source` names where they came from in errors.
+    pub fn validate(&self, source: &Path) -> Result<()> {
+        let err = |msg: String| Err(crate::config::config_err(source, msg));
+        if self.resample != 2 {
+            return err(format!(
+                "resample {} is not supported (only 2, bilinear)",
+                self.resample
+            ));
+        }
+        if self.image_mean.len() != 3 || self.image_std.len() != 3 || self.image_std.contains(&0.0)
+        {
+            return err("image_mean and image_std need 3 values, std non-zero".into());
+        }
+        if self.do_resize && (self.size.height == 0 || self.size.width == 0) {
+            return err("size must be positive".into());
+        }
+        Ok(())
     }
 
     /// `pixel_values` `[B, 3, H, W]` (f32) for the image files at `paths`.
@@ -94,6 +99,8 @@ impl ImageProcessorConfig {
 
     /// `pixel_values` for decoded RGB images given as `(width, height, interleaved RGB bytes)`.
     pub fn preprocess(&self, images: &[(usize, usize, Vec<u8>)]) -> Result<Tensor> {
+        // The fields are public: check them here too, so no setting can index out of bounds.
+        self.validate(Path::new("image processor settings"))?;
         let mut out = vec![];
         let (mut h, mut w) = (0, 0);
         for (i, (iw, ih, rgb)) in images.iter().enumerate() {

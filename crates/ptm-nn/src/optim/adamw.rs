@@ -110,7 +110,7 @@ impl Optimizer for AdamW {
                 eps: self.cfg.eps,
                 weight_decay: if s.decay { self.cfg.weight_decay } else { 0.0 },
             };
-            ptm_cpu::optim::adamw_step(&mut p, &g, &mut s.m, &mut s.v, &h, s.step);
+            ptm_cpu::optim::adamw_step(&mut p, &g.values::<f32>()?, &mut s.m, &mut s.v, &h, s.step);
             write_param(&s.param, p)?;
         }
         Ok(())

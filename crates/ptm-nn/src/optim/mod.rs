@@ -31,8 +31,9 @@ fn non_negative(v: f64) -> bool {
     v.is_finite() && v >= 0.0
 }
 
-/// A parameter's current value and gradient as f32 vectors, or `None` without a gradient.
-fn read_param(name: &str, p: &Param, grads: &GradStore) -> Result<Option<(Vec<f32>, Vec<f32>)>> {
+/// A parameter's current value (a copy the update writes into) and its gradient as f32 (a
+/// tensor whose values are read in place, not copied), or `None` without a gradient.
+fn read_param(name: &str, p: &Param, grads: &GradStore) -> Result<Option<(Vec<f32>, Tensor)>> {
     let t = p.tensor();
     let Some(g) = grads.get(&t) else {
         return Ok(None);
@@ -46,10 +47,7 @@ fn read_param(name: &str, p: &Param, grads: &GradStore) -> Result<Option<(Vec<f3
             ),
         ));
     }
-    Ok(Some((
-        t.to_vec::<f32>()?,
-        g.to_dtype(DType::F32)?.to_vec::<f32>()?,
-    )))
+    Ok(Some((t.to_vec::<f32>()?, g.to_dtype(DType::F32)?)))
 }
 
 /// Writes updated values back into the parameter.

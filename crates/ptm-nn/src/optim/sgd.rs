@@ -76,7 +76,7 @@ impl Optimizer for Sgd {
             if s.buf.len() != p.len() {
                 s.buf = vec![0.0; p.len()];
             }
-            ptm_cpu::optim::sgd_step(&mut p, &g, &mut s.buf, &h, s.steps == 0);
+            ptm_cpu::optim::sgd_step(&mut p, &g.values::<f32>()?, &mut s.buf, &h, s.steps == 0);
             s.steps += 1;
             write_param(&s.param, p)?;
         }
