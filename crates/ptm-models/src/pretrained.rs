@@ -15,6 +15,8 @@ pub trait Architecture: Sized {
     type Config: Clone + Serialize + DeserializeOwned;
     /// The transformers class name written into `architectures` (`"GPT2LMHeadModel"`).
     const CLASS: &'static str;
+    /// transformers' `model_type` (`"gpt2"`); PEFT picks its default target modules by it.
+    const MODEL_TYPE: &'static str;
     /// Reads and validates `config.json`.
     fn read_config(path: &Path) -> Result<Self::Config>;
     /// Sets the config's `architectures`.
@@ -23,6 +25,15 @@ pub trait Architecture: Sized {
     fn load_options() -> LoadOptions;
     /// Builds the model at the builder's root.
     fn build(cfg: &Self::Config, vb: &VarBuilder) -> Result<Self>;
+    /// `(attention layers, heads per layer, model width)`: what prefix-tuning sizes its
+    /// prefixes by.
+    fn attention_shape(cfg: &Self::Config) -> (usize, usize, usize);
+    /// The name transformers gives the module at `path` in memory, where it differs from the
+    /// checkpoint's naming ptm builds with (ViT in transformers 5); adapters match and save either.
+    fn module_alias(path: &str) -> Option<String> {
+        let _ = path;
+        None
+    }
 }
 
 /// A model loaded or built by ptm, with its parameters and configuration.

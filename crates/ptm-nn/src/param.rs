@@ -164,6 +164,11 @@ impl ParamStore {
         })
     }
 
+    /// Keeps only the parameters whose name `keep` accepts (dropping an unloaded adapter's).
+    pub fn retain(&self, keep: impl Fn(&str) -> bool) {
+        self.list().retain(|(n, _)| keep(n));
+    }
+
     /// Freezes every parameter whose name `pred` accepts.
     pub fn freeze_where(&self, pred: impl Fn(&str) -> bool) {
         for (n, p) in self.all() {

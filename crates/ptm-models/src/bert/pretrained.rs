@@ -32,6 +32,7 @@ macro_rules! bert_architecture {
         impl Architecture for $model {
             type Config = BertConfig;
             const CLASS: &'static str = $class;
+            const MODEL_TYPE: &'static str = "bert";
             fn read_config(path: &Path) -> Result<BertConfig> {
                 BertConfig::from_file(path)
             }
@@ -43,6 +44,13 @@ macro_rules! bert_architecture {
             }
             fn build(cfg: &BertConfig, vb: &VarBuilder) -> Result<Self> {
                 $build(cfg, vb)
+            }
+            fn attention_shape(cfg: &BertConfig) -> (usize, usize, usize) {
+                (
+                    cfg.num_hidden_layers,
+                    cfg.num_attention_heads,
+                    cfg.hidden_size,
+                )
             }
         }
     };

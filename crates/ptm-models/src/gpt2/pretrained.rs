@@ -25,6 +25,7 @@ macro_rules! gpt2_architecture {
         impl Architecture for $model {
             type Config = Gpt2Config;
             const CLASS: &'static str = $class;
+            const MODEL_TYPE: &'static str = "gpt2";
             fn read_config(path: &Path) -> Result<Gpt2Config> {
                 Gpt2Config::from_file(path)
             }
@@ -36,6 +37,9 @@ macro_rules! gpt2_architecture {
             }
             fn build(cfg: &Gpt2Config, vb: &VarBuilder) -> Result<Self> {
                 <$model>::new(cfg, vb)
+            }
+            fn attention_shape(cfg: &Gpt2Config) -> (usize, usize, usize) {
+                (cfg.n_layer, cfg.n_head, cfg.n_embd)
             }
         }
     };
