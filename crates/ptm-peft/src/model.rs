@@ -260,7 +260,9 @@ impl<M: Architecture> PeftModel<M> {
     }
 
     /// Loads the adapter saved in `dir` (PEFT's `adapter_config.json` +
-    /// `adapter_model.safetensors`) as `name` and makes it active.
+    /// `adapter_model.safetensors`) as `name` and makes it active. A LoRA adapter trained with
+    /// `bias = "all"` or `"lora_only"` carries biases of the base model: loading it sets them in
+    /// the base, for every adapter, as PEFT does.
     pub fn load_adapter(&mut self, dir: impl AsRef<Path>, name: &str) -> Result<()> {
         let dir = dir.as_ref();
         let config = PeftConfig::read(&dir.join(CONFIG_FILE))?;
