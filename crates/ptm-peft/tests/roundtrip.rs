@@ -172,11 +172,9 @@ fn adapters_saved_by_ptm_load_in_peft() {
         "vit-lora",
     ] {
         let r = &record[name];
-        for file in [
-            "adapter_model.safetensors",
-            "adapter_config.json",
-            "ptm_logits.safetensors",
-        ] {
+        // ptm's logits are not hashed: their last bits depend on the CPU's kernels, while the
+        // adapter files are drawn and written bit-exactly everywhere.
+        for file in ["adapter_model.safetensors", "adapter_config.json"] {
             assert_eq!(
                 r["sha256"][file].as_str(),
                 Some(sha256(&out.join(name).join(file)).as_str()),
