@@ -1,15 +1,16 @@
 //! `cargo xtask forward`: run a model directory on inputs from a safetensors file and write its
 //! outputs to another, for comparison with transformers.
 
+use crate::adapted::Adapted;
 use clap::Args;
 use ptm_models::bert::{
-    BertCheckpoint, BertForMaskedLm, BertForSequenceClassification, BertForTokenClassification,
-    BertInputs, BertModel,
+    BertForMaskedLm, BertForSequenceClassification, BertForTokenClassification, BertInputs,
+    BertModel,
 };
 use ptm_models::config::ModelKind;
-use ptm_models::gpt2::{Gpt2Checkpoint, Gpt2Inputs, Gpt2LmHeadModel, Gpt2Model};
-use ptm_models::vit::{VitCheckpoint, VitForImageClassification, VitModel};
-use ptm_tensor::{no_grad, DType, Tensor};
+use ptm_models::gpt2::{Gpt2Inputs, Gpt2LmHeadModel, Gpt2Model};
+use ptm_models::vit::{VitForImageClassification, VitModel};
+use ptm_tensor::{no_grad, Tensor};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -27,6 +28,9 @@ pub struct ForwardArgs {
     /// Where to write `last_hidden_state` and, for models with a head, `logits` (f32).
     #[arg(long)]
     output: PathBuf,
+    /// A PEFT adapter directory (adapter_config.json + adapter_model.safetensors) to run with.
+    #[arg(long)]
+    adapter: Option<PathBuf>,
     /// Print load and run times and the peak resident memory.
     #[arg(long)]
     verbose: bool,
@@ -47,8 +51,8 @@ const SUPPORTED: [&str; 8] = [
     "ViTForImageClassification",
 ];
 
-fn load_bert<M: ptm_models::Architecture>(dir: &Path) -> Result<BertCheckpoint<M>, String> {
-    BertCheckpoint::<M>::from_pretrained(dir, DType::F32, None).map_err(|e| e.to_string())
+fn load<M: ptm_models::Architecture>(a: &ForwardArgs) -> Result<Adapted<M>, String> {
+    Adapted::load(&a.model, a.adapter.as_deref())
 }
 
 /// Peak resident memory of this process so far (Linux `VmHWM`), in MiB.
@@ -115,8 +119,8 @@ pub fn run(a: ForwardArgs) -> Result<(), String> {
     let load_s;
     match arch.as_str() {
         "GPT2LMHeadModel" => {
-            let m = Gpt2Checkpoint::<Gpt2LmHeadModel>::from_pretrained(&a.model, DType::F32, None)
-                .map_err(|e| e.to_string())?;
+            let h = load::<Gpt2LmHeadModel>(&a)?;
+            let m = h.checkpoint();
             load_s = t0.elapsed().as_secs_f64();
             let (logits, hidden) = m
                 .model
@@ -126,8 +130,8 @@ pub fn run(a: ForwardArgs) -> Result<(), String> {
             out.insert("logits".into(), logits);
         }
         "GPT2Model" => {
-            let m = Gpt2Checkpoint::<Gpt2Model>::from_pretrained(&a.model, DType::F32, None)
-                .map_err(|e| e.to_string())?;
+            let h = load::<Gpt2Model>(&a)?;
+            let m = h.checkpoint();
             load_s = t0.elapsed().as_secs_f64();
             out.insert(
                 "last_hidden_state".into(),
@@ -137,7 +141,8 @@ pub fn run(a: ForwardArgs) -> Result<(), String> {
             );
         }
         "BertModel" => {
-            let m = load_bert::<BertModel>(&a.model)?;
+            let h = load::<BertModel>(&a)?;
+            let m = h.checkpoint();
             load_s = t0.elapsed().as_secs_f64();
             let (h, pooled) = m
                 .model
@@ -147,7 +152,8 @@ pub fn run(a: ForwardArgs) -> Result<(), String> {
             out.extend(pooled.map(|p| ("pooler_output".to_string(), p)));
         }
         "BertForMaskedLM" => {
-            let m = load_bert::<BertForMaskedLm>(&a.model)?;
+            let h = load::<BertForMaskedLm>(&a)?;
+            let m = h.checkpoint();
             load_s = t0.elapsed().as_secs_f64();
             let (l, h) = m
                 .model
@@ -159,7 +165,8 @@ pub fn run(a: ForwardArgs) -> Result<(), String> {
             ]);
         }
         "BertForSequenceClassification" => {
-            let m = load_bert::<BertForSequenceClassification>(&a.model)?;
+            let h = load::<BertForSequenceClassification>(&a)?;
+            let m = h.checkpoint();
             load_s = t0.elapsed().as_secs_f64();
             let (l, h) = m
                 .model
@@ -171,7 +178,8 @@ pub fn run(a: ForwardArgs) -> Result<(), String> {
             ]);
         }
         "BertForTokenClassification" => {
-            let m = load_bert::<BertForTokenClassification>(&a.model)?;
+            let h = load::<BertForTokenClassification>(&a)?;
+            let m = h.checkpoint();
             load_s = t0.elapsed().as_secs_f64();
             let (l, h) = m
                 .model
@@ -183,20 +191,16 @@ pub fn run(a: ForwardArgs) -> Result<(), String> {
             ]);
         }
         "ViTModel" => {
-            let m = VitCheckpoint::<VitModel>::from_pretrained(&a.model, DType::F32, None)
-                .map_err(|e| e.to_string())?;
+            let h = load::<VitModel>(&a)?;
+            let m = h.checkpoint();
             load_s = t0.elapsed().as_secs_f64();
             let (h, pooled) = m.model.forward(ids, false).map_err(|e| e.to_string())?;
             out.insert("last_hidden_state".into(), h);
             out.extend(pooled.map(|p| ("pooler_output".to_string(), p)));
         }
         "ViTForImageClassification" => {
-            let m = VitCheckpoint::<VitForImageClassification>::from_pretrained(
-                &a.model,
-                DType::F32,
-                None,
-            )
-            .map_err(|e| e.to_string())?;
+            let h = load::<VitForImageClassification>(&a)?;
+            let m = h.checkpoint();
             load_s = t0.elapsed().as_secs_f64();
             let (l, h) = m.model.forward(ids, false).map_err(|e| e.to_string())?;
             out.extend([

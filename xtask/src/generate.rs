@@ -1,10 +1,10 @@
 //! `cargo xtask generate`: continue a prompt with a GPT-2 directory, streaming tokens.
 
+use crate::adapted::Adapted;
 use clap::Args;
 use ptm_models::generation::GenerationConfig;
-use ptm_models::gpt2::{Gpt2Checkpoint, Gpt2LmHeadModel};
+use ptm_models::gpt2::Gpt2LmHeadModel;
 use ptm_models::tokenizer::Tokenizer;
-use ptm_tensor::DType;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -14,6 +14,9 @@ pub struct GenerateArgs {
     /// A Hugging Face GPT-2 directory (config.json, model.safetensors, tokenizer files).
     #[arg(long)]
     model: PathBuf,
+    /// A PEFT adapter directory (adapter_config.json + adapter_model.safetensors) to run with.
+    #[arg(long)]
+    adapter: Option<PathBuf>,
     /// The text to continue.
     #[arg(long)]
     prompt: String,
@@ -46,8 +49,8 @@ pub fn run(a: GenerateArgs) -> Result<(), String> {
         ));
     }
     let tok = Tokenizer::from_dir(&a.model).map_err(|e| e.to_string())?;
-    let gpt = Gpt2Checkpoint::<Gpt2LmHeadModel>::from_pretrained(&a.model, DType::F32, None)
-        .map_err(|e| e.to_string())?;
+    let held = Adapted::<Gpt2LmHeadModel>::load(&a.model, a.adapter.as_deref())?;
+    let gpt = held.checkpoint();
     let ids = tok.encode(&a.prompt, false).map_err(|e| e.to_string())?;
     let cfg = GenerationConfig {
         max_new_tokens: a.max_new_tokens,

@@ -9,6 +9,7 @@
 //! - `bench`: run the criterion kernel comparisons;
 //! - `ci`: the same checks `.ci/run` performs (fmt, clippy, tests).
 
+mod adapted;
 mod bench_step;
 mod embed;
 mod forward;
@@ -87,6 +88,9 @@ struct TrainOpts {
     /// Skip the from-scratch baseline.
     #[arg(long)]
     no_scratch: bool,
+    /// Adapter recipes: skip the full fine-tuning run they compare against.
+    #[arg(long)]
+    no_full: bool,
     /// A few steps of a tiny model: tests the wiring end to end (CI).
     #[arg(long)]
     smoke: bool,
@@ -114,6 +118,7 @@ impl TrainOpts {
             },
             smoke: self.smoke,
             samples: self.samples,
+            full: self.no_full.then_some(false),
         }
     }
 }
@@ -127,6 +132,15 @@ enum Recipe {
     /// Only the pretraining step of gpt2-finetune (cached in the ptm cache).
     #[value(name = "gpt2-pretrain")]
     Gpt2Pretrain,
+    /// LoRA on gpt2-finetune's model and data, saved in PEFT's format, beside full fine-tuning.
+    #[value(name = "gpt2-lora")]
+    Gpt2Lora,
+    /// Prefix-tuning on gpt2-finetune's model and data, beside full fine-tuning.
+    #[value(name = "gpt2-prefix")]
+    Gpt2Prefix,
+    /// IA³ on gpt2-finetune's model and data, beside full fine-tuning.
+    #[value(name = "gpt2-ia3")]
+    Gpt2Ia3,
     /// Train an MLP on two spirals with autograd and SGD (the ptm-tensor example).
     Spirals,
 }
@@ -194,6 +208,20 @@ fn run(cli: Cli) -> Result<(), String> {
             );
             Ok(())
         }
+        Cmd::Train {
+            recipe: recipe @ (Recipe::Gpt2Lora | Recipe::Gpt2Prefix | Recipe::Gpt2Ia3),
+            opts,
+        } => {
+            use ptm_train::recipes::gpt2_peft::{run, PeftMethod};
+            let method = match recipe {
+                Recipe::Gpt2Lora => PeftMethod::Lora,
+                Recipe::Gpt2Prefix => PeftMethod::Prefix,
+                _ => PeftMethod::Ia3,
+            };
+            let m = run(method, &opts.gpt2()).map_err(|e| e.to_string())?;
+            print_peft_report(&m);
+            Ok(())
+        }
         Cmd::Fetch { names } => {
             if names.is_empty() {
                 for d in ptm_train::fetch::DATASETS {
@@ -231,6 +259,39 @@ fn run(cli: Cli) -> Result<(), String> {
             cargo(&["test", "--workspace"])
         }
     }
+}
+
+/// The adapter run beside full fine-tuning, one row each.
+fn print_peft_report(m: &ptm_train::recipes::gpt2_peft::PeftMetrics) {
+    println!("{}: {}", m.recipe, m.trainable_line);
+    println!(
+        "held-out perplexity on {}: {:.2} before training",
+        m.target, m.perplexity_before
+    );
+    let mib = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.0}"));
+    println!(
+        "  {:<16} {:>10} {:>14} {:>11} {:>14} {:>9}",
+        "run", "perplexity", "trainable", "trainable%", "saved", "peak MiB"
+    );
+    let mut rows = vec![("adapter", &m.adapter)];
+    if let Some(f) = &m.full_finetune {
+        rows.push(("full fine-tune", f));
+    }
+    for (label, r) in rows {
+        println!(
+            "  {:<16} {:>10.2} {:>14} {:>10.4}% {:>11.1} KiB {:>9}",
+            label,
+            r.perplexity,
+            r.trainable_params,
+            r.trainable_percent,
+            r.saved_bytes as f64 / 1024.0,
+            mib(r.peak_rss_mib)
+        );
+    }
+    println!(
+        "total {:.0} s; metrics.json, loss.png and the adapter (PEFT format) under output_dir",
+        m.total_s
+    );
 }
 
 fn main() -> ExitCode {

@@ -29,9 +29,11 @@ pub(crate) struct Lora {
 impl Lora {
     fn delta(&self, x: &Tensor, train: bool) -> ptm_nn::Result<Tensor> {
         let x = self.dropout.forward(x, train)?;
-        let h = apply_weight(&x, &self.a.tensor(), WeightLayout::OutIn)?;
-        let y = apply_weight(&h, &self.b.tensor(), WeightLayout::OutIn)?;
-        Ok(y.mul_scalar(self.scaling)?)
+        // Scale the rank-r intermediate, not the output: one small tensor instead of a second
+        // output-sized one kept for the backward.
+        let h =
+            apply_weight(&x, &self.a.tensor(), WeightLayout::OutIn)?.mul_scalar(self.scaling)?;
+        apply_weight(&h, &self.b.tensor(), WeightLayout::OutIn)
     }
 
     /// `scaling·B·A` in the base weight's layout.

@@ -31,7 +31,9 @@ pub(crate) struct Prefix {
     pub width: usize,
     /// The last computed table and the parameter tensors it came from: every layer of one forward
     /// reads one table (one node of the graph) instead of recomputing the projection per layer.
-    cache: Mutex<Option<(Vec<TensorId>, Tensor)>>,
+    /// Keyed by whether gradients were recorded too: a table computed under `no_grad` (an
+    /// evaluation) has no graph and must not be reused by a training step.
+    cache: Mutex<Option<(Vec<TensorId>, bool, Tensor)>>,
 }
 
 impl Prefix {
@@ -73,9 +75,10 @@ impl Prefix {
     /// The table `[tokens, layers·2·width]`.
     pub(crate) fn table(&self) -> ptm_nn::Result<Tensor> {
         let ids = self.param_ids();
+        let grad = ptm_tensor::is_grad_enabled();
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((have, t)) = cache.as_ref() {
-            if *have == ids {
+        if let Some((have, with_grad, t)) = cache.as_ref() {
+            if *have == ids && *with_grad == grad {
                 return Ok(t.clone());
             }
         }
@@ -90,7 +93,7 @@ impl Prefix {
                 fc2.forward(&h, false)?
             }
         };
-        *cache = Some((ids, t.clone()));
+        *cache = Some((ids, grad, t.clone()));
         Ok(t)
     }
 

@@ -478,7 +478,12 @@ fn training_changes_only_the_adapter() {
                 .loss(&exp["input_ids"], &exp["labels"], inputs)
                 .unwrap()
         };
-        let first = loss(&m).to_scalar::<f32>().unwrap();
+        // An evaluation first (no graph recorded) must not leave anything behind that stops the
+        // training steps' gradients.
+        let first = {
+            let _g = ptm_tensor::no_grad();
+            loss(&m).to_scalar::<f32>().unwrap()
+        };
         for _ in 0..5 {
             let l = loss(&m);
             let grads = l.backward().unwrap();

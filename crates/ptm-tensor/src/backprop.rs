@@ -198,11 +198,23 @@ fn input_grads(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<(Tensor, Tensor)
             one(x, gx)
         }
         Op::Binary(a, b, bop) => {
+            // A side that tracks no gradient gets none computed (a frozen scale, a mask): its
+            // product would be as large as the output and thrown away.
+            let side = |x: &Tensor, f: &dyn Fn() -> Result<Tensor>| -> Result<Option<Tensor>> {
+                if x.tracks_grad() {
+                    Ok(Some(sum_to_shape(&f()?, x.shape())?))
+                } else {
+                    Ok(None)
+                }
+            };
             let (ga, gb) = match bop {
-                BinaryOp::Add => (g.clone(), g.clone()),
-                BinaryOp::Sub => (g.clone(), g.neg()?),
-                BinaryOp::Mul => (g.mul(b)?, g.mul(a)?),
-                BinaryOp::Div => (g.div(b)?, g.mul(a)?.div(&b.mul(b)?)?.neg()?),
+                BinaryOp::Add => (side(a, &|| Ok(g.clone()))?, side(b, &|| Ok(g.clone()))?),
+                BinaryOp::Sub => (side(a, &|| Ok(g.clone()))?, side(b, &|| g.neg())?),
+                BinaryOp::Mul => (side(a, &|| g.mul(b))?, side(b, &|| g.mul(a))?),
+                BinaryOp::Div => (
+                    side(a, &|| g.div(b))?,
+                    side(b, &|| g.mul(a)?.div(&b.mul(b)?)?.neg())?,
+                ),
                 BinaryOp::Maximum | BinaryOp::Minimum => {
                     // The winner takes the gradient; on a tie each side takes half, as PyTorch.
                     let wins = if *bop == BinaryOp::Maximum {
@@ -214,13 +226,13 @@ fn input_grads(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<(Tensor, Tensor)
                     let share_a = mask_f(&wins, g.dtype())?
                         .add(&mask_f(&ties, g.dtype())?.affine(0.5, 0.0)?)?;
                     let share_b = share_a.neg()?.add_scalar(1.0)?;
-                    (g.mul(&share_a)?, g.mul(&share_b)?)
+                    (side(a, &|| g.mul(&share_a))?, side(b, &|| g.mul(&share_b))?)
                 }
             };
-            Ok(vec![
-                (a.clone(), sum_to_shape(&ga, a.shape())?),
-                (b.clone(), sum_to_shape(&gb, b.shape())?),
-            ])
+            Ok([(a, ga), (b, gb)]
+                .into_iter()
+                .filter_map(|(x, gx)| gx.map(|gx| (x.clone(), gx)))
+                .collect())
         }
         Op::WhereCond(mask, t, f) => {
             let zero = Tensor::zeros((), g.dtype(), &g.device());
@@ -245,12 +257,18 @@ fn input_grads(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<(Tensor, Tensor)
             one(x, gx)
         }
         Op::Matmul(a, b) => {
-            let ga = g.matmul(&b.transpose(-2, -1)?)?;
-            let gb = a.transpose(-2, -1)?.matmul(g)?;
-            Ok(vec![
-                (a.clone(), sum_to_shape(&ga, a.shape())?),
-                (b.clone(), sum_to_shape(&gb, b.shape())?),
-            ])
+            // Only for inputs that want one: a frozen weight's gradient would cost as much as
+            // the forward product.
+            let mut res = vec![];
+            if a.tracks_grad() {
+                let ga = g.matmul(&b.transpose(-2, -1)?)?;
+                res.push((a.clone(), sum_to_shape(&ga, a.shape())?));
+            }
+            if b.tracks_grad() {
+                let gb = a.transpose(-2, -1)?.matmul(g)?;
+                res.push((b.clone(), sum_to_shape(&gb, b.shape())?));
+            }
+            Ok(res)
         }
         Op::Reshape(x) => one(x, g.reshape(x.shape())?),
         Op::Transpose(x, d0, d1) => one(x, g.transpose(*d0, *d1)?),
@@ -326,10 +344,16 @@ fn input_grads(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<(Tensor, Tensor)
             weight,
             grad_hidden,
             grad_weight,
-        } => Ok(vec![
-            (hidden.clone(), grad_hidden.mul(g)?),
-            (weight.clone(), grad_weight.mul(g)?),
-        ]),
+        } => {
+            let mut res = vec![];
+            if let Some(gh) = grad_hidden {
+                res.push((hidden.clone(), gh.mul(g)?));
+            }
+            if let Some(gw) = grad_weight {
+                res.push((weight.clone(), gw.mul(g)?));
+            }
+            Ok(res)
+        }
         Op::Unfold(x, geom) => one(x, crate::ops::conv::unfold_backward(g, geom, x.dtype())?),
     }
 }

@@ -166,11 +166,13 @@ pub(crate) enum Op {
     },
     /// Fused `mean CE(hidden·Wᵀ)`: the gradients were computed with the loss (for an upstream
     /// gradient of 1); backward scales them.
+    /// Gradients computed in the forward, each only when its input tracks gradients (a frozen
+    /// output layer skips a third of the work).
     LinearCrossEntropy {
         hidden: Tensor,
         weight: Tensor,
-        grad_hidden: Tensor,
-        grad_weight: Tensor,
+        grad_hidden: Option<Tensor>,
+        grad_weight: Option<Tensor>,
     },
     Unfold(Tensor, Conv2dGeometry),
 }

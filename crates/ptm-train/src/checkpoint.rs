@@ -164,29 +164,7 @@ pub fn resolve(spec: &str, output_dir: &Path) -> Result<PathBuf> {
 
 /// Restores parameters, optimizer and dropout stream from `dir`; returns the trainer state.
 pub fn load(dir: &Path, model: &dyn TrainModel, opt: &mut dyn Optimizer) -> Result<TrainerState> {
-    let weights = ptm_tensor::safetensors::load(dir.join("model.safetensors"))?;
-    for (name, p) in model.params().all() {
-        let t = weights
-            .get(&name)
-            .ok_or_else(|| ckpt(dir.display(), format!("model.safetensors lacks '{name}'")))?;
-        let cur = p.tensor();
-        if t.dims() != cur.dims() {
-            return Err(ckpt(
-                dir.display(),
-                format!(
-                    "'{name}' is {:?} in the checkpoint, {:?} in the model",
-                    t.dims(),
-                    cur.dims()
-                ),
-            ));
-        }
-        let t = if t.dtype() == cur.dtype() {
-            t.clone()
-        } else {
-            t.to_dtype(cur.dtype())?
-        };
-        p.set(t)?;
-    }
+    model.restore(dir)?;
     let opt_state = ptm_tensor::safetensors::load(dir.join("optimizer.safetensors"))?;
     opt.load_state(&opt_state)?;
     let rng: RngState = read_json(&dir.join("rng_state.json"))?;

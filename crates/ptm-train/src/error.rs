@@ -6,6 +6,9 @@ pub enum Error {
     /// A model error.
     #[error(transparent)]
     Model(#[from] ptm_models::Error),
+    /// An adapter error.
+    #[error(transparent)]
+    Peft(#[from] ptm_peft::Error),
     /// A layer, loading or optimizer error.
     #[error(transparent)]
     Nn(#[from] ptm_nn::Error),

@@ -1,9 +1,10 @@
 //! What the Trainer needs from a model.
 
 use crate::data::LmBatch;
-use crate::error::Result;
+use crate::error::{ckpt, Result};
 use ptm_models::gpt2::{Gpt2Checkpoint, Gpt2Inputs, Gpt2LmHeadModel};
 use ptm_nn::{ParamStore, SharedRng};
+use ptm_peft::PeftModel;
 use ptm_tensor::Tensor;
 use std::path::Path;
 
@@ -15,8 +16,47 @@ pub trait TrainModel {
     fn params(&self) -> &ParamStore;
     /// The dropout stream (its state is checkpointed).
     fn dropout_rng(&self) -> &SharedRng;
-    /// Writes the model in Hugging Face layout (`config.json` + `model.safetensors`).
+    /// Writes the model in Hugging Face layout (`config.json` + `model.safetensors`; an adapter
+    /// writes PEFT's files).
     fn save_pretrained(&self, dir: &Path) -> Result<()>;
+    /// Puts back the parameters a checkpoint directory written by [`Self::save_pretrained`]
+    /// holds, exactly.
+    fn restore(&self, dir: &Path) -> Result<()> {
+        restore_params(
+            &self.params().all(),
+            &dir.join("model.safetensors"),
+            "model.safetensors",
+        )
+    }
+}
+
+/// Sets each of `params` from the tensor of the same name in `file`.
+fn restore_params(params: &[(String, ptm_nn::Param)], file: &Path, label: &str) -> Result<()> {
+    let dir = file.parent().unwrap_or(file);
+    let weights = ptm_tensor::safetensors::load(file)?;
+    for (name, p) in params {
+        let t = weights
+            .get(name)
+            .ok_or_else(|| ckpt(dir.display(), format!("{label} lacks '{name}'")))?;
+        let cur = p.tensor();
+        if t.dims() != cur.dims() {
+            return Err(ckpt(
+                dir.display(),
+                format!(
+                    "'{name}' is {:?} in the checkpoint, {:?} in the model",
+                    t.dims(),
+                    cur.dims()
+                ),
+            ));
+        }
+        let t = if t.dtype() == cur.dtype() {
+            t.clone()
+        } else {
+            t.to_dtype(cur.dtype())?
+        };
+        p.set(t)?;
+    }
+    Ok(())
 }
 
 impl TrainModel for Gpt2Checkpoint<Gpt2LmHeadModel> {
@@ -40,5 +80,54 @@ impl TrainModel for Gpt2Checkpoint<Gpt2LmHeadModel> {
         Ok(Gpt2Checkpoint::<Gpt2LmHeadModel>::save_pretrained(
             self, dir,
         )?)
+    }
+}
+
+/// The file of a PEFT checkpoint that holds every trainable parameter under its name in the
+/// model (the adapter file holds PEFT's names, and a projected prefix only its computed table).
+pub const TRAINABLE_FILE: &str = "trainable.safetensors";
+
+/// GPT-2 with its active adapter: only the adapter trains; checkpoints hold the adapter in PEFT's
+/// format plus [`TRAINABLE_FILE`] for an exact resume.
+impl TrainModel for PeftModel<Gpt2LmHeadModel> {
+    fn loss(&self, batch: &LmBatch, train: bool) -> Result<Tensor> {
+        let inputs = Gpt2Inputs {
+            train,
+            ..Default::default()
+        };
+        Ok(self.model().loss(&batch.input_ids, &batch.labels, inputs)?)
+    }
+
+    fn params(&self) -> &ParamStore {
+        &self.base().params
+    }
+
+    fn dropout_rng(&self) -> &SharedRng {
+        &self.base().dropout_rng
+    }
+
+    fn save_pretrained(&self, dir: &Path) -> Result<()> {
+        let name = self
+            .active_adapter()
+            .ok_or_else(|| ckpt(dir.display(), "no active adapter to save"))?;
+        self.save_adapter(dir, &name)?;
+        let trainable = self.params().trainable();
+        let tensors: Vec<(String, Tensor)> = trainable
+            .iter()
+            .map(|(n, p)| (n.clone(), p.tensor()))
+            .collect();
+        ptm_tensor::safetensors::save(
+            tensors.iter().map(|(n, t)| (n.as_str(), t)),
+            dir.join(TRAINABLE_FILE),
+        )?;
+        Ok(())
+    }
+
+    fn restore(&self, dir: &Path) -> Result<()> {
+        restore_params(
+            &self.params().trainable(),
+            &dir.join(TRAINABLE_FILE),
+            TRAINABLE_FILE,
+        )
     }
 }

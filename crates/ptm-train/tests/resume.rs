@@ -161,3 +161,92 @@ fn checkpoints_are_complete_and_rotated() {
         "temporary directories left behind: {leftovers:?}"
     );
 }
+
+/// The small GPT-2 with an adapter (the base built with PEFT's hooks, seeded the same way).
+fn adapted(kind: ptm_peft::PeftKind) -> ptm_peft::PeftModel<Gpt2LmHeadModel> {
+    let hooks = ptm_peft::PeftModel::<Gpt2LmHeadModel>::hooks();
+    let cfg = model().config;
+    let base =
+        Gpt2Checkpoint::<Gpt2LmHeadModel>::from_config(cfg, DType::F32, 7, Some(hooks.clone()))
+            .unwrap();
+    let mut m = ptm_peft::PeftModel::new(base, hooks).unwrap();
+    m.add_adapter(
+        "default",
+        ptm_peft::PeftConfig::new(kind, Some("CAUSAL_LM")),
+        5,
+    )
+    .unwrap();
+    m
+}
+
+/// Adapter training resumes exactly too: LoRA with its own dropout, and a prefix whose trained
+/// parameters (embedding + projection) are not in the PEFT file but in `trainable.safetensors`.
+#[test]
+fn adapter_runs_resume_exactly() {
+    use ptm_peft::{LoraConfig, PeftKind, PrefixTuningConfig, Targets};
+    let kinds = || {
+        [
+            PeftKind::Lora(LoraConfig {
+                r: 2,
+                lora_dropout: 0.2,
+                target_modules: Some(Targets::names(&["c_attn", "c_fc"])),
+                ..Default::default()
+            }),
+            PeftKind::PrefixTuning(PrefixTuningConfig {
+                num_virtual_tokens: 3,
+                prefix_projection: true,
+                encoder_hidden_size: Some(8),
+                ..Default::default()
+            }),
+        ]
+    };
+    let train = data();
+    for (i, kind) in kinds().into_iter().enumerate() {
+        let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("resume-peft-{i}"));
+        let _ = std::fs::remove_dir_all(&root);
+        let (a_dir, b_dir) = (root.join("straight"), root.join("interrupted"));
+        let a = adapted(kind.clone());
+        let straight = Trainer::new(&args(&a_dir), "straight")
+            .train(&a, &train, None)
+            .unwrap();
+        let b = adapted(kind.clone());
+        let b_args = args(&b_dir);
+        let mut t = Trainer::new(&b_args, "first half");
+        t.stop_at_step = Some(4);
+        assert!(t.train(&b, &train, None).unwrap().interrupted);
+        let ck = b_dir.join("checkpoint-3");
+        for f in [
+            "adapter_config.json",
+            "adapter_model.safetensors",
+            "trainable.safetensors",
+        ] {
+            assert!(ck.join(f).is_file(), "{} lacks {f}", ck.display());
+        }
+        let b2 = adapted(kind);
+        let resumed = TrainingArguments {
+            resume_from_checkpoint: Some("latest".into()),
+            ..args(&b_dir)
+        };
+        let second = Trainer::new(&resumed, "resumed")
+            .train(&b2, &train, None)
+            .unwrap();
+        assert_eq!(
+            losses(&second.log_history),
+            losses(&straight.log_history),
+            "adapter {i}: losses differ after resuming"
+        );
+        for ((name, p), (_, q)) in a
+            .base()
+            .params
+            .all()
+            .iter()
+            .zip(b2.base().params.all().iter())
+        {
+            assert_eq!(
+                p.tensor().to_vec::<f32>().unwrap(),
+                q.tensor().to_vec::<f32>().unwrap(),
+                "adapter {i}: {name}"
+            );
+        }
+    }
+}

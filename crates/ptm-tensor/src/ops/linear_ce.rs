@@ -59,19 +59,16 @@ impl Tensor {
             });
         }
         let t = read_targets(targets, v, ignore_index)?;
-        let want_grad = is_grad_enabled() && (self.tracks_grad() || weight.tracks_grad());
+        let want_dh = is_grad_enabled() && self.tracks_grad();
+        let want_dw = is_grad_enabled() && weight.tracks_grad();
         let dtype = self.dtype();
         let (loss, grads) = float_dispatch!(dtype, "linear_cross_entropy", T => {
             let h = T::read(self.storage(), self.layout());
             let w = T::read(weight.storage(), weight.layout());
-            let (loss, dh, dw) = fused::<T>(&h, &w, &t, n, c, v, ignore_index, want_grad);
-            let grads = match (dh, dw) {
-                (Some(dh), Some(dw)) => Some((
-                    Tensor::from_storage(T::write(dh, dtype), self.shape().clone(), None),
-                    Tensor::from_storage(T::write(dw, dtype), weight.shape().clone(), None),
-                )),
-                _ => None,
-            };
+            let (loss, dh, dw) = fused::<T>(&h, &w, &t, (n, c, v), ignore_index, (want_dh, want_dw));
+            let dh = dh.map(|d| Tensor::from_storage(T::write(d, dtype), self.shape().clone(), None));
+            let dw = dw.map(|d| Tensor::from_storage(T::write(d, dtype), weight.shape().clone(), None));
+            let grads = (dh.is_some() || dw.is_some()).then_some((dh, dw));
             (T::write(vec![T::from_f64(loss)], dtype), grads)
         });
         let op = grads.map(|(grad_hidden, grad_weight)| Op::LinearCrossEntropy {
@@ -84,23 +81,21 @@ impl Tensor {
     }
 }
 
-/// The mean loss, and with `want_grad` its gradients for `h` `[n, c]` and `w` `[v, c]`.
-#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+/// The mean loss, and as asked its gradients for `h` `[n, c]` and `w` `[v, c]`.
+#[allow(clippy::type_complexity)]
 fn fused<T: Compute>(
     h: &[T],
     w: &[T],
     targets: &[i64],
-    n: usize,
-    c: usize,
-    v: usize,
+    (n, c, v): (usize, usize, usize),
     ignore_index: i64,
-    want_grad: bool,
+    (want_dh, want_dw): (bool, bool),
 ) -> (f64, Option<Vec<T>>, Option<Vec<T>>) {
     let count = targets.iter().filter(|&&x| x != ignore_index).count();
     // As PyTorch: the mean over zero counted rows is NaN, and then every gradient is zero.
     let scale = if count == 0 { 0.0 } else { 1.0 / count as f64 };
-    let mut dh = want_grad.then(|| vec![T::ZERO; n * c]);
-    let mut dw = want_grad.then(|| vec![T::ZERO; v * c]);
+    let mut dh = want_dh.then(|| vec![T::ZERO; n * c]);
+    let mut dw = want_dw.then(|| vec![T::ZERO; v * c]);
     let rows_max = ROWS.min(n.max(1));
     let mut logits = vec![T::ZERO; rows_max * v];
     let mut dlogits = vec![T::ZERO; rows_max * v];
@@ -126,7 +121,7 @@ fn fused<T: Compute>(
         let rows_t = &targets[r0..r0 + r];
         let (sum, _) = cross_entropy_fwd_bwd(lg, rows_t, v, ignore_index, T::from_f64(scale), dl);
         total += sum;
-        if let (Some(dh), Some(dw)) = (dh.as_mut(), dw.as_mut()) {
+        if let Some(dh) = dh.as_mut() {
             // dhidden[block] = dlogits · W
             let dl_ref = MatRef::row_major(&dl[..], v);
             matmul(
@@ -138,6 +133,8 @@ fn fused<T: Compute>(
                 &mut dh[r0 * c..(r0 + r) * c],
                 T::ZERO,
             );
+        }
+        if let Some(dw) = dw.as_mut() {
             // dW += dlogitsᵀ · hidden[block]
             let dl_t = MatRef {
                 data: &dl[..],

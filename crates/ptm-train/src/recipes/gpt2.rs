@@ -45,6 +45,8 @@ pub struct Gpt2Options {
     pub smoke: bool,
     /// Generated samples to print.
     pub samples: usize,
+    /// The adapter recipes: also fine-tune the whole model for comparison (default: yes).
+    pub full: Option<bool>,
 }
 
 /// The small GPT-2 pretrained by default (full GPT-2 vocabulary, 4 blocks of width 128).
@@ -109,7 +111,7 @@ pub fn finetune_args(smoke: bool, output_dir: &Path) -> TrainingArguments {
 }
 
 /// Held-out blocks evaluated at most (perplexity on a fixed, seeded sample bounds the run time).
-fn eval_cap(smoke: bool) -> usize {
+pub(crate) fn eval_cap(smoke: bool) -> usize {
     if smoke {
         8
     } else {
@@ -118,7 +120,12 @@ fn eval_cap(smoke: bool) -> usize {
 }
 
 /// Tokenizes the documents under `path` and packs them into blocks.
-fn load_corpus(tok: &Tokenizer, path: &Path, block: usize, what: &str) -> Result<LmData> {
+pub(crate) fn load_corpus(
+    tok: &Tokenizer,
+    path: &Path,
+    block: usize,
+    what: &str,
+) -> Result<LmData> {
     let texts = read_texts(path)?;
     let docs = tok.encode_many(&texts, false)?;
     let eos = tok.token_to_id("<|endoftext|>");
@@ -126,7 +133,7 @@ fn load_corpus(tok: &Tokenizer, path: &Path, block: usize, what: &str) -> Result
 }
 
 /// The GPT-2 tokenizer: the model directory's own, else the fetched original BPE files.
-fn tokenizer_for(model: Option<&Path>) -> Result<Tokenizer> {
+pub(crate) fn tokenizer_for(model: Option<&Path>) -> Result<Tokenizer> {
     if let Some(dir) = model {
         if let Ok(t) = Tokenizer::from_dir(dir) {
             return Ok(t);
@@ -142,7 +149,7 @@ fn source_corpus(opts: &Gpt2Options) -> Result<PathBuf> {
     }
 }
 
-fn target_corpus(opts: &Gpt2Options) -> Result<PathBuf> {
+pub(crate) fn target_corpus(opts: &Gpt2Options) -> Result<PathBuf> {
     match &opts.data {
         Some(p) => Ok(p.clone()),
         None => Ok(fetch::fetch("fortunes")?.join("fortunes.jsonl")),
@@ -418,7 +425,7 @@ const PROMPTS: [&str; 4] = [
 ];
 
 /// Generates `n` continuations (top-k 40, temperature 0.8, seeded) and writes `samples.txt`.
-fn sample(
+pub(crate) fn sample(
     gpt: &Gpt2Checkpoint<Gpt2LmHeadModel>,
     tok: &Tokenizer,
     n: usize,

@@ -1,6 +1,7 @@
 //! Training recipes run by `cargo xtask train <recipe>`.
 
 pub mod gpt2;
+pub mod gpt2_peft;
 
 /// A short stable hex digest of `text` (FNV-1a 64), naming cached artifacts by their settings.
 pub fn digest(text: &str) -> String {
