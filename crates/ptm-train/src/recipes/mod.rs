@@ -1,5 +1,6 @@
 //! Training recipes run by `cargo xtask train <recipe>`.
 
+pub mod bert_features;
 pub mod gpt2;
 pub mod gpt2_peft;
 
