@@ -145,6 +145,16 @@ enum Recipe {
     /// Tomatoes sentences, against bag-of-words on the same split.
     #[value(name = "bert-features")]
     BertFeatures,
+    /// all-MiniLM-L6-v2 with a classifier head, every weight trained, on the Rotten Tomatoes
+    /// sentences (the split of bert-features).
+    #[value(name = "bert-finetune")]
+    BertFinetune,
+    /// As bert-finetune with LoRA (query/value) and the head trained, the encoder frozen.
+    #[value(name = "bert-lora")]
+    BertLora,
+    /// As bert-finetune with Houlsby bottleneck adapters and the head trained, the encoder frozen.
+    #[value(name = "bert-adapter")]
+    BertAdapter,
     /// Train an MLP on two spirals with autograd and SGD (the ptm-tensor example).
     Spirals,
 }
@@ -256,6 +266,40 @@ fn run(cli: Cli) -> Result<(), String> {
                 m.bow_vocabulary, m.test_accuracy_bow
             );
             println!("total {:.0} s; metrics.json, split.json, log.jsonl, loss.png in the output directory", m.total_s);
+            Ok(())
+        }
+        Cmd::Train {
+            recipe: recipe @ (Recipe::BertFinetune | Recipe::BertLora | Recipe::BertAdapter),
+            opts,
+        } => {
+            use ptm_train::recipes::bert_finetune::{run, BertFinetuneOptions, BertMethod};
+            let method = match recipe {
+                Recipe::BertFinetune => BertMethod::Full,
+                Recipe::BertLora => BertMethod::Lora,
+                _ => BertMethod::Adapter,
+            };
+            let o = BertFinetuneOptions {
+                output_dir: opts.output_dir.clone(),
+                model: opts.model.clone(),
+                data: opts.data.clone(),
+                config: opts.config.clone(),
+                sets: opts.sets.clone(),
+                smoke: opts.smoke,
+            };
+            let m = run(method, &o).map_err(|e| e.to_string())?;
+            println!(
+                "{}: test accuracy {:.4} on {} held-out sentences ({:.4} before training)",
+                m.recipe, m.test_accuracy, m.n_test, m.test_accuracy_before
+            );
+            println!(
+                "trainable params: {} of {} ({:.2}%); {} steps in {:.0} s; total {:.0} s",
+                m.trainable_params,
+                m.all_params,
+                100.0 * m.trainable_params as f64 / m.all_params.max(1) as f64,
+                m.steps,
+                m.train_s,
+                m.total_s
+            );
             Ok(())
         }
         Cmd::Fetch { names } => {

@@ -61,6 +61,19 @@ impl<M: Architecture> Checkpoint<M> {
     ) -> Result<Self> {
         let dir = dir.as_ref();
         let config = M::read_config(&dir.join("config.json"))?;
+        Self::from_pretrained_with_config(dir, config, dtype, hooks)
+    }
+
+    /// As [`Checkpoint::from_pretrained`] with `config` instead of the directory's `config.json`
+    /// (a new number of labels for a classifier head, other dropout): the weights come from
+    /// `dir/model.safetensors`.
+    pub fn from_pretrained_with_config(
+        dir: impl AsRef<Path>,
+        config: M::Config,
+        dtype: DType,
+        hooks: Option<Arc<dyn Hooks>>,
+    ) -> Result<Self> {
+        let dir = dir.as_ref();
         let weights = weights_file(dir)?;
         let loaded = VarBuilder::load(&weights, dtype, M::load_options(), 0, hooks, |vb| {
             M::build(&config, vb)

@@ -74,9 +74,9 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
 }
 
 /// Writes checkpoint `checkpoint-<step>` into `output_dir` atomically and returns its path.
-pub fn save(
+pub fn save<B>(
     output_dir: &Path,
-    model: &dyn TrainModel,
+    model: &dyn TrainModel<B>,
     opt: &dyn Optimizer,
     state: &TrainerState,
 ) -> Result<PathBuf> {
@@ -163,7 +163,11 @@ pub fn resolve(spec: &str, output_dir: &Path) -> Result<PathBuf> {
 }
 
 /// Restores parameters, optimizer and dropout stream from `dir`; returns the trainer state.
-pub fn load(dir: &Path, model: &dyn TrainModel, opt: &mut dyn Optimizer) -> Result<TrainerState> {
+pub fn load<B>(
+    dir: &Path,
+    model: &dyn TrainModel<B>,
+    opt: &mut dyn Optimizer,
+) -> Result<TrainerState> {
     model.restore(dir)?;
     let opt_state = ptm_tensor::safetensors::load(dir.join("optimizer.safetensors"))?;
     opt.load_state(&opt_state)?;

@@ -1,17 +1,20 @@
 //! What the Trainer needs from a model.
 
-use crate::data::LmBatch;
+use crate::data::{ClassifyBatch, LmBatch};
 use crate::error::{ckpt, Result};
+use ptm_models::bert::{BertForSequenceClassification, BertInputs};
 use ptm_models::gpt2::{Gpt2Checkpoint, Gpt2Inputs, Gpt2LmHeadModel};
+use ptm_models::{Architecture, Checkpoint};
 use ptm_nn::{ParamStore, SharedRng};
 use ptm_peft::PeftModel;
 use ptm_tensor::Tensor;
 use std::path::Path;
 
-/// A model the [`crate::Trainer`] can train on language-model batches.
-pub trait TrainModel {
+/// A model the [`crate::Trainer`] can train on batches of type `B` (language-model batches by
+/// default; classification batches for the classifiers).
+pub trait TrainModel<B = LmBatch> {
     /// The mean loss of the batch (dropout on when `train`).
-    fn loss(&self, batch: &LmBatch, train: bool) -> Result<Tensor>;
+    fn loss(&self, batch: &B, train: bool) -> Result<Tensor>;
     /// The parameters, by Hugging Face name.
     fn params(&self) -> &ParamStore;
     /// The dropout stream (its state is checkpointed).
@@ -87,6 +90,24 @@ impl TrainModel for Gpt2Checkpoint<Gpt2LmHeadModel> {
 /// model (the adapter file holds PEFT's names, and a projected prefix only its computed table).
 pub const TRAINABLE_FILE: &str = "trainable.safetensors";
 
+/// An adapter model's checkpoint: the active adapter in PEFT's format plus [`TRAINABLE_FILE`].
+fn save_adapter_checkpoint<M: Architecture>(model: &PeftModel<M>, dir: &Path) -> Result<()> {
+    let name = model
+        .active_adapter()
+        .ok_or_else(|| ckpt(dir.display(), "no active adapter to save"))?;
+    model.save_adapter(dir, &name)?;
+    let trainable = model.base().params.trainable();
+    let tensors: Vec<(String, Tensor)> = trainable
+        .iter()
+        .map(|(n, p)| (n.clone(), p.tensor()))
+        .collect();
+    ptm_tensor::safetensors::save(
+        tensors.iter().map(|(n, t)| (n.as_str(), t)),
+        dir.join(TRAINABLE_FILE),
+    )?;
+    Ok(())
+}
+
 /// GPT-2 with its active adapter: only the adapter trains; checkpoints hold the adapter in PEFT's
 /// format plus [`TRAINABLE_FILE`] for an exact resume.
 impl TrainModel for PeftModel<Gpt2LmHeadModel> {
@@ -107,20 +128,68 @@ impl TrainModel for PeftModel<Gpt2LmHeadModel> {
     }
 
     fn save_pretrained(&self, dir: &Path) -> Result<()> {
-        let name = self
-            .active_adapter()
-            .ok_or_else(|| ckpt(dir.display(), "no active adapter to save"))?;
-        self.save_adapter(dir, &name)?;
-        let trainable = self.params().trainable();
-        let tensors: Vec<(String, Tensor)> = trainable
-            .iter()
-            .map(|(n, p)| (n.clone(), p.tensor()))
-            .collect();
-        ptm_tensor::safetensors::save(
-            tensors.iter().map(|(n, t)| (n.as_str(), t)),
-            dir.join(TRAINABLE_FILE),
-        )?;
-        Ok(())
+        save_adapter_checkpoint(self, dir)
+    }
+
+    fn restore(&self, dir: &Path) -> Result<()> {
+        restore_params(
+            &self.params().trainable(),
+            &dir.join(TRAINABLE_FILE),
+            TRAINABLE_FILE,
+        )
+    }
+}
+
+fn classifier_loss(
+    m: &BertForSequenceClassification,
+    batch: &ClassifyBatch,
+    train: bool,
+) -> Result<Tensor> {
+    let inputs = BertInputs {
+        attention_mask: Some(&batch.attention_mask),
+        token_type_ids: None,
+        train,
+    };
+    let (logits, _) = m.forward(&batch.input_ids, inputs)?;
+    Ok(BertForSequenceClassification::loss(&logits, &batch.labels)?)
+}
+
+/// BERT with a classifier, fully trained.
+impl TrainModel<ClassifyBatch> for Checkpoint<BertForSequenceClassification> {
+    fn loss(&self, batch: &ClassifyBatch, train: bool) -> Result<Tensor> {
+        classifier_loss(&self.model, batch, train)
+    }
+
+    fn params(&self) -> &ParamStore {
+        &self.params
+    }
+
+    fn dropout_rng(&self) -> &SharedRng {
+        &self.dropout_rng
+    }
+
+    fn save_pretrained(&self, dir: &Path) -> Result<()> {
+        Ok(Checkpoint::<BertForSequenceClassification>::save_pretrained(self, dir)?)
+    }
+}
+
+/// BERT with a classifier and an active adapter (the classifier trained whole, as PEFT's
+/// `SEQ_CLS` task does).
+impl TrainModel<ClassifyBatch> for PeftModel<BertForSequenceClassification> {
+    fn loss(&self, batch: &ClassifyBatch, train: bool) -> Result<Tensor> {
+        classifier_loss(self.model(), batch, train)
+    }
+
+    fn params(&self) -> &ParamStore {
+        &self.base().params
+    }
+
+    fn dropout_rng(&self) -> &SharedRng {
+        &self.base().dropout_rng
+    }
+
+    fn save_pretrained(&self, dir: &Path) -> Result<()> {
+        save_adapter_checkpoint(self, dir)
     }
 
     fn restore(&self, dir: &Path) -> Result<()> {

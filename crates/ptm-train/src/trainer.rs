@@ -8,7 +8,7 @@
 
 use crate::args::{Strategy, TrainingArguments};
 use crate::checkpoint::{self, LogEntry, TrainerState};
-use crate::data::{lm::permutation, LmData};
+use crate::data::{lm::permutation, TrainBatch, TrainData};
 use crate::error::{ckpt, Result};
 use crate::model::TrainModel;
 use crate::schedule::learning_rate;
@@ -86,7 +86,7 @@ impl<'a> Trainer<'a> {
     }
 
     /// Steps this run makes over `train`.
-    pub fn total_steps(&self, train: &LmData) -> usize {
+    pub fn total_steps<D: TrainData>(&self, train: &D) -> usize {
         let a = self.args;
         if a.max_steps > 0 {
             return a.max_steps as usize;
@@ -97,7 +97,11 @@ impl<'a> Trainer<'a> {
     }
 
     /// Mean loss per counted token over `data`, without gradients.
-    pub fn evaluate(&self, model: &dyn TrainModel, data: &LmData) -> Result<f64> {
+    pub fn evaluate<D: TrainData>(
+        &self,
+        model: &dyn TrainModel<D::Batch>,
+        data: &D,
+    ) -> Result<f64> {
         let _guard = no_grad();
         let bs = self.args.per_device_eval_batch_size;
         let (mut total, mut tokens) = (0.0, 0usize);
@@ -108,19 +112,19 @@ impl<'a> Trainer<'a> {
                 .loss(&batch, false)?
                 .to_dtype(ptm_tensor::DType::F64)?
                 .to_scalar::<f64>()?;
-            total += loss * batch.tokens as f64;
-            tokens += batch.tokens;
+            total += loss * batch.count() as f64;
+            tokens += batch.count();
         }
         Ok(total / tokens.max(1) as f64)
     }
 
     /// Trains `model` on `train`, evaluating on `eval` as the settings ask; writes checkpoints,
     /// `log.jsonl` and `trainer_state.json` into `output_dir`.
-    pub fn train(
+    pub fn train<D: TrainData>(
         &self,
-        model: &dyn TrainModel,
-        train: &LmData,
-        eval: Option<&LmData>,
+        model: &dyn TrainModel<D::Batch>,
+        train: &D,
+        eval: Option<&D>,
     ) -> Result<TrainOutcome> {
         install_ctrl_c();
         let a = self.args;
@@ -198,7 +202,7 @@ impl<'a> Trainer<'a> {
                     .backward_into(&mut grads)?;
                 window_loss += value;
                 window_n += 1;
-                window_tokens += batch.tokens;
+                window_tokens += batch.count();
                 state.micro_batches += 1;
             }
             let norm = clip_grad_norm(model, &mut grads, a.max_grad_norm)?;
@@ -311,7 +315,11 @@ fn rewrite_log(path: &Path, entries: &[LogEntry]) -> Result<()> {
 
 /// The global L2 norm of the trainable parameters' gradients; when above `max_norm` (> 0) every
 /// gradient is scaled by `max_norm / (norm + 1e-6)`, as `torch.nn.utils.clip_grad_norm_`.
-pub fn clip_grad_norm(model: &dyn TrainModel, grads: &mut GradStore, max_norm: f64) -> Result<f64> {
+pub fn clip_grad_norm<B>(
+    model: &dyn TrainModel<B>,
+    grads: &mut GradStore,
+    max_norm: f64,
+) -> Result<f64> {
     let params = model.params().trainable();
     let mut sq = 0.0;
     for (_, p) in &params {

@@ -3,11 +3,51 @@
 //! split, and bag-of-words features.
 
 mod bow;
+mod classify;
 mod corpus;
 mod labelled;
 pub(crate) mod lm;
 
 pub use bow::BagOfWords;
+pub use classify::{ClassifyBatch, ClassifyData};
 pub use corpus::read_texts;
 pub use labelled::{read_labelled, split_indices, LabelledTexts};
 pub use lm::{permutation, LmBatch, LmData};
+
+/// A batch the trainer can weigh: its loss is a mean over `count()` items (counted tokens for a
+/// language model, examples for a classifier), which weights it in evaluation averages and
+/// throughput figures.
+pub trait TrainBatch {
+    /// The items the batch's mean loss is over.
+    fn count(&self) -> usize;
+}
+
+/// A training set the trainer draws batches from by index.
+pub trait TrainData {
+    /// What one batch is.
+    type Batch: TrainBatch;
+    /// Examples (blocks, sentences) held.
+    fn len(&self) -> usize;
+    /// Whether it holds nothing.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The batch of the examples at `idx`.
+    fn batch(&self, idx: &[usize]) -> crate::Result<Self::Batch>;
+}
+
+impl TrainBatch for LmBatch {
+    fn count(&self) -> usize {
+        self.tokens
+    }
+}
+
+impl TrainData for LmData {
+    type Batch = LmBatch;
+    fn len(&self) -> usize {
+        LmData::len(self)
+    }
+    fn batch(&self, idx: &[usize]) -> crate::Result<LmBatch> {
+        LmData::batch(self, idx)
+    }
+}

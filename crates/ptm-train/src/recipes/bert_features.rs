@@ -133,6 +133,66 @@ pub fn encode_features(
     Ok((cls, mean))
 }
 
+/// The labelled examples and the recipe's fixed split of them.
+pub(crate) struct Split {
+    pub all: LabelledTexts,
+    pub train: Vec<usize>,
+    pub test: Vec<usize>,
+    pub rule: String,
+    pub data_path: PathBuf,
+}
+
+/// Reads the labelled data (default: the fetched Rotten Tomatoes sentences; every 20th with
+/// `smoke`), splits it with `args.seed` and `args.eval_fraction`, and writes `split.json` into
+/// `args.output_dir`. Every sentence-classification recipe splits this way, so their figures are
+/// on the same test sentences.
+pub(crate) fn load_split(
+    data_opt: Option<&Path>,
+    args: &TrainingArguments,
+    smoke: bool,
+    label: &str,
+) -> Result<Split> {
+    let out = &args.output_dir;
+    std::fs::create_dir_all(out).map_err(|e| data(out.display(), e.to_string()))?;
+    let data_path = match data_opt {
+        Some(p) => p.to_path_buf(),
+        None => fetch::fetch("rt-polarity")?.join("polarity.jsonl"),
+    };
+    let mut all = read_labelled(&data_path)?;
+    if smoke {
+        // Every 20th example: both classes, a few seconds.
+        let keep: Vec<usize> = (0..all.texts.len()).step_by(20).collect();
+        all.texts = keep.iter().map(|&i| all.texts[i].clone()).collect();
+        all.labels = keep.iter().map(|&i| all.labels[i]).collect();
+    }
+    let (train, test) = split_indices(all.texts.len(), args.eval_fraction, args.seed);
+    let rule = format!(
+        "permutation of the {} examples seeded by {} (ptm's xoshiro Fisher-Yates); its first {} \
+         are the test set; indices in split.json",
+        all.texts.len(),
+        args.seed,
+        test.len()
+    );
+    write_json(
+        &out.join("split.json"),
+        &serde_json::json!({ "rule": rule, "train": train, "test": test }),
+    )?;
+    eprintln!(
+        "{label}: {} training and {} test examples of {} classes from {}",
+        train.len(),
+        test.len(),
+        all.classes,
+        data_path.display()
+    );
+    Ok(Split {
+        all,
+        train,
+        test,
+        rule,
+        data_path,
+    })
+}
+
 fn pick(t: &Tensor, idx: &[usize]) -> Result<Tensor> {
     let i: Vec<u32> = idx.iter().map(|&i| i as u32).collect();
     let i = Tensor::from_vec(i, [idx.len()], &ptm_tensor::Device::Cpu)?;
@@ -150,7 +210,7 @@ fn standardize(x: &Tensor, train: &[usize]) -> Result<Tensor> {
     Ok(x.sub(&mu)?.div(&sd)?)
 }
 
-fn write_json(path: &Path, v: &impl serde::Serialize) -> Result<()> {
+pub(crate) fn write_json(path: &Path, v: &impl serde::Serialize) -> Result<()> {
     let text = serde_json::to_string_pretty(v).map_err(|e| data(path.display(), e.to_string()))?;
     std::fs::write(path, text + "\n").map_err(|e| data(path.display(), e.to_string()))
 }
@@ -168,44 +228,19 @@ pub fn run(opts: &BertFeaturesOptions) -> Result<BertFeaturesMetrics> {
         &opts.sets,
     )?;
     let out = args.output_dir.clone();
-    std::fs::create_dir_all(&out).map_err(|e| data(out.display(), e.to_string()))?;
-    let data_path = match &opts.data {
-        Some(p) => p.clone(),
-        None => fetch::fetch("rt-polarity")?.join("polarity.jsonl"),
-    };
     let model_dir = match &opts.model {
         Some(m) => m.clone(),
         None => fetch::fetch("minilm")?,
     };
-    let mut all: LabelledTexts = read_labelled(&data_path)?;
-    if opts.smoke {
-        // Every 20th example: both classes, a few seconds.
-        let keep: Vec<usize> = (0..all.texts.len()).step_by(20).collect();
-        all.texts = keep.iter().map(|&i| all.texts[i].clone()).collect();
-        all.labels = keep.iter().map(|&i| all.labels[i]).collect();
-    }
-    let (train, test) = split_indices(all.texts.len(), args.eval_fraction, args.seed);
-    let split_rule = format!(
-        "permutation of the {} examples seeded by {} (ptm's xoshiro Fisher-Yates); its first {} \
-         are the test set; indices in split.json",
-        all.texts.len(),
-        args.seed,
-        test.len()
-    );
-    write_json(
-        &out.join("split.json"),
-        &serde_json::json!({ "rule": split_rule, "train": train, "test": test }),
-    )?;
+    let Split {
+        all,
+        train,
+        test,
+        rule: split_rule,
+        data_path,
+    } = load_split(opts.data.as_deref(), &args, opts.smoke, "bert-features")?;
     let y_train: Vec<usize> = train.iter().map(|&i| all.labels[i]).collect();
     let y_test: Vec<usize> = test.iter().map(|&i| all.labels[i]).collect();
-    eprintln!(
-        "bert-features: {} training and {} test examples of {} classes from {}",
-        train.len(),
-        test.len(),
-        all.classes,
-        data_path.display()
-    );
-
     let tok = Tokenizer::from_dir(&model_dir)?;
     let ck = BertCheckpoint::<BertModel>::from_pretrained(&model_dir, DType::F32, None)?;
     let t_feat = Instant::now();

@@ -1,6 +1,7 @@
 //! Training recipes run by `cargo xtask train <recipe>`.
 
 pub mod bert_features;
+pub mod bert_finetune;
 pub mod gpt2;
 pub mod gpt2_peft;
 
