@@ -327,19 +327,8 @@ impl<M: Architecture> PeftModel<M> {
             .adapters
             .remove(name)
             .ok_or_else(|| adapter_err(name, "no such adapter"))?;
-        self.for_linears(|l| {
-            l.unmerge(name)?;
-            l.remove(name);
-            Ok(())
-        })?;
-        for s in &self.hooks.registry().slots {
-            s.slot
-                .adapters
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(name);
-        }
-        self.hooks.registry().prefixes.remove(name);
+        self.for_linears(|l| l.unmerge(name))?;
+        self.discard_parts(name);
         let names: BTreeSet<String> = adapter
             .tensors
             .iter()
@@ -503,21 +492,32 @@ impl<M: Architecture> PeftModel<M> {
             .as_ref()
             .map_or("<config>".to_string(), |(l, _)| l.clone());
         config.validate(&label)?;
-        let mut tensors = self.inject_saved_modules(name, &config, &mut w)?;
-        let mut prefix = None;
-        let kind = config.kind.clone();
-        match &kind {
-            PeftKind::Lora(c) => tensors.extend(self.inject_lora(name, c, &config, &mut w)?),
-            PeftKind::Ia3(c) => tensors.extend(self.inject_ia3(name, c, &config, &mut w)?),
-            PeftKind::Bottleneck(c) => tensors.extend(self.inject_bottleneck(name, c, &mut w)?),
-            PeftKind::PrefixTuning(c) => {
-                let (p, t, filled) = self.inject_prefix(name, c, &mut w, &label)?;
-                config.kind = PeftKind::PrefixTuning(filled);
-                tensors.extend(t);
-                prefix = Some(p);
+        // A load that fails half-way must leave the model as it was: the parameters it added
+        // and the base biases it may have set are put back.
+        let before: BTreeSet<String> = self.base.params.all().into_iter().map(|(n, _)| n).collect();
+        let biases: Vec<(Param, Tensor)> = self
+            .base
+            .params
+            .all()
+            .into_iter()
+            .filter(|(n, _)| n.ends_with(".bias"))
+            .map(|(_, p)| {
+                let t = p.tensor();
+                (p, t)
+            })
+            .collect();
+        let injected = self.inject_parts(name, &mut config, &mut w, &label);
+        let (tensors, prefix) = match injected.and_then(|r| w.check_all_used().map(|_| r)) {
+            Ok(r) => r,
+            Err(e) => {
+                self.discard_parts(name);
+                self.base.params.retain(|n| before.contains(n));
+                for (p, t) in biases {
+                    p.set(t)?;
+                }
+                return Err(e);
             }
-        }
-        w.check_all_used()?;
+        };
         self.adapters.insert(
             name.to_string(),
             Adapter {
@@ -527,6 +527,48 @@ impl<M: Architecture> PeftModel<M> {
             },
         );
         Ok(())
+    }
+
+    /// Places adapter `name`'s parts in the model; returns its saved tensors and prefix.
+    fn inject_parts(
+        &self,
+        name: &str,
+        config: &mut PeftConfig,
+        w: &mut Weights,
+        label: &str,
+    ) -> Result<(SavedNames, Option<Arc<Prefix>>)> {
+        let mut tensors = self.inject_saved_modules(name, config, w)?;
+        let mut prefix = None;
+        let kind = config.kind.clone();
+        match &kind {
+            PeftKind::Lora(c) => tensors.extend(self.inject_lora(name, c, config, w)?),
+            PeftKind::Ia3(c) => tensors.extend(self.inject_ia3(name, c, config, w)?),
+            PeftKind::Bottleneck(c) => tensors.extend(self.inject_bottleneck(name, c, w)?),
+            PeftKind::PrefixTuning(c) => {
+                let (p, t, filled) = self.inject_prefix(name, c, w, label)?;
+                config.kind = PeftKind::PrefixTuning(filled);
+                tensors.extend(t);
+                prefix = Some(p);
+            }
+        }
+        Ok((tensors, prefix))
+    }
+
+    /// Takes adapter `name` out of every wrapper, slot and the prefix table.
+    fn discard_parts(&self, name: &str) {
+        let reg = self.hooks.registry();
+        for e in &reg.linears {
+            e.layer.remove(name);
+        }
+        for s in &reg.slots {
+            s.slot
+                .adapters
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(name);
+        }
+        drop(reg);
+        self.hooks.registry().prefixes.remove(name);
     }
 
     /// The trainable copies of `modules_to_save` (PEFT's `ModulesToSaveWrapper`).

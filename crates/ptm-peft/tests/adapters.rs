@@ -380,6 +380,14 @@ fn bad_configs_and_files_are_named_errors() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("adapter_config.json"), "{e}");
+    // Failed loads leave no parameters and no changed biases behind: the same name loads cleanly.
+    assert_eq!(
+        m.base().params.all().len(),
+        base().base().params.all().len()
+    );
+    m.load_adapter(fixture("peft/gpt2-lora"), "b").unwrap();
+    let e = rel_err(&logits(&m), &expected("peft/gpt2-lora")["logits"]);
+    assert!(e < 1e-4, "{e:e}");
 }
 
 #[test]
