@@ -14,6 +14,7 @@ mod bench_step;
 mod embed;
 mod forward;
 mod generate;
+mod report;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -53,6 +54,15 @@ enum Cmd {
         /// Extra arguments passed to criterion (e.g. a filter like `matmul_f32/256` or `softmax`).
         #[arg(trailing_var_arg = true)]
         args: Vec<String>,
+    },
+    /// Regenerate the README's results table from the latest metrics.json of every recipe.
+    Report {
+        /// Where the recipes wrote their runs.
+        #[arg(long, default_value = "output")]
+        output: PathBuf,
+        /// The README to write the table into (between its report markers).
+        #[arg(long, default_value = "README.md")]
+        readme: PathBuf,
     },
     /// Run what CI runs: format check, clippy with warnings denied, the test suite.
     Ci,
@@ -326,6 +336,7 @@ fn run(cli: Cli) -> Result<(), String> {
             a.extend(args.iter().map(String::as_str));
             cargo(&a)
         }
+        Cmd::Report { output, readme } => report::run(readme, output),
         Cmd::Ci => {
             cargo(&["fmt", "--all", "--", "--check"])?;
             cargo(&[
