@@ -110,6 +110,17 @@ struct TrainOpts {
 }
 
 impl TrainOpts {
+    fn bert(&self) -> ptm_train::recipes::BertOptions {
+        ptm_train::recipes::BertOptions {
+            output_dir: self.output_dir.clone(),
+            model: self.model.clone(),
+            data: self.data.clone(),
+            config: self.config.clone(),
+            sets: self.sets.clone(),
+            smoke: self.smoke,
+        }
+    }
+
     fn gpt2(&self) -> ptm_train::recipes::gpt2::Gpt2Options {
         ptm_train::recipes::gpt2::Gpt2Options {
             output_dir: self.output_dir.clone(),
@@ -165,6 +176,10 @@ enum Recipe {
     /// As bert-finetune with Houlsby bottleneck adapters and the head trained, the encoder frozen.
     #[value(name = "bert-adapter")]
     BertAdapter,
+    /// Part-of-speech tagging: all-MiniLM-L6-v2 fine-tuned as a token classifier on OANC
+    /// sentences, against the most-frequent-tag baseline.
+    #[value(name = "bert-tagger")]
+    BertTagger,
     /// Train an MLP on two spirals with autograd and SGD (the ptm-tensor example).
     Spirals,
 }
@@ -250,14 +265,7 @@ fn run(cli: Cli) -> Result<(), String> {
             recipe: Recipe::BertFeatures,
             opts,
         } => {
-            let o = ptm_train::recipes::bert_features::BertFeaturesOptions {
-                output_dir: opts.output_dir.clone(),
-                model: opts.model.clone(),
-                data: opts.data.clone(),
-                config: opts.config.clone(),
-                sets: opts.sets.clone(),
-                smoke: opts.smoke,
-            };
+            let o = opts.bert();
             let m = ptm_train::recipes::bert_features::run(&o).map_err(|e| e.to_string())?;
             println!(
                 "test accuracy on {} held-out sentences ({}; majority class {:.4}):",
@@ -282,20 +290,13 @@ fn run(cli: Cli) -> Result<(), String> {
             recipe: recipe @ (Recipe::BertFinetune | Recipe::BertLora | Recipe::BertAdapter),
             opts,
         } => {
-            use ptm_train::recipes::bert_finetune::{run, BertFinetuneOptions, BertMethod};
+            use ptm_train::recipes::bert_finetune::{run, BertMethod};
             let method = match recipe {
                 Recipe::BertFinetune => BertMethod::Full,
                 Recipe::BertLora => BertMethod::Lora,
                 _ => BertMethod::Adapter,
             };
-            let o = BertFinetuneOptions {
-                output_dir: opts.output_dir.clone(),
-                model: opts.model.clone(),
-                data: opts.data.clone(),
-                config: opts.config.clone(),
-                sets: opts.sets.clone(),
-                smoke: opts.smoke,
-            };
+            let o = opts.bert();
             let m = run(method, &o).map_err(|e| e.to_string())?;
             println!(
                 "{}: test accuracy {:.4} on {} held-out sentences ({:.4} before training)",
@@ -309,6 +310,22 @@ fn run(cli: Cli) -> Result<(), String> {
                 m.steps,
                 m.train_s,
                 m.total_s
+            );
+            Ok(())
+        }
+        Cmd::Train {
+            recipe: Recipe::BertTagger,
+            opts,
+        } => {
+            let o = opts.bert();
+            let m = ptm_train::recipes::bert_tagger::run(&o).map_err(|e| e.to_string())?;
+            println!(
+                "token accuracy on {} test words: tagger {:.4}, most-frequent-tag baseline {:.4}",
+                m.test_words, m.token_accuracy, m.baseline_accuracy
+            );
+            println!(
+                "words unseen in training ({}): tagger {:.4}, baseline {:.4}; total {:.0} s",
+                m.unknown_words, m.unknown_accuracy, m.unknown_baseline_accuracy, m.total_s
             );
             Ok(())
         }

@@ -9,7 +9,7 @@ const START: &str = "<!-- report:start -->";
 const END: &str = "<!-- report:end -->";
 
 /// Recipes in table order, with how to read their headline figures.
-const RECIPES: [&str; 9] = [
+const RECIPES: [&str; 10] = [
     "gpt2-finetune",
     "gpt2-lora",
     "gpt2-prefix",
@@ -18,6 +18,7 @@ const RECIPES: [&str; 9] = [
     "bert-finetune",
     "bert-lora",
     "bert-adapter",
+    "bert-tagger",
     "spirals",
 ];
 
@@ -77,6 +78,14 @@ fn headline(recipe: &str, m: &Value) -> Option<(String, String, String)> {
             format!(
                 "untrained head {}",
                 fmt(num(m, &["test_accuracy_before"]), 4)
+            ),
+            secs(&["total_s"]),
+        ),
+        "bert-tagger" => (
+            format!("token accuracy {}", fmt(num(m, &["token_accuracy"]), 4)),
+            format!(
+                "most-frequent tag {}",
+                fmt(num(m, &["baseline_accuracy"]), 4)
             ),
             secs(&["total_s"]),
         ),

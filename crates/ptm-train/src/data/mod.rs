@@ -7,12 +7,14 @@ mod classify;
 mod corpus;
 mod labelled;
 pub(crate) mod lm;
+mod tagging;
 
 pub use bow::BagOfWords;
 pub use classify::{ClassifyBatch, ClassifyData};
 pub use corpus::read_texts;
 pub use labelled::{read_labelled, split_indices, LabelledTexts};
 pub use lm::{permutation, LmBatch, LmData};
+pub use tagging::{align, read_tagged, TagBatch, TagData, Tagged};
 
 /// A batch the trainer can weigh: its loss is a mean over `count()` items (counted tokens for a
 /// language model, examples for a classifier), which weights it in evaluation averages and

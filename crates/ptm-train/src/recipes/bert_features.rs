@@ -9,6 +9,7 @@
 //! vocabulary (tokens seen twice or more), trains the same softmax-regression probe (full-batch
 //! AdamW from zeros, [`crate::probe`]). `metrics.json` reports test accuracy for all three.
 
+use super::BertOptions;
 use crate::args::TrainingArguments;
 use crate::data::{read_labelled, split_indices, BagOfWords, LabelledTexts};
 use crate::error::{data, setting, Result};
@@ -20,24 +21,6 @@ use ptm_models::tokenizer::Tokenizer;
 use ptm_tensor::{DType, Tensor};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-
-/// What the user chose on the command line.
-#[derive(Clone, Debug, Default)]
-pub struct BertFeaturesOptions {
-    /// Where the run writes (default `output/bert-features`).
-    pub output_dir: Option<PathBuf>,
-    /// A Hugging Face BERT directory (default: the fetched all-MiniLM-L6-v2).
-    pub model: Option<PathBuf>,
-    /// A `.jsonl` of `{"text", "label"}` (default: the fetched Rotten Tomatoes sentences).
-    pub data: Option<PathBuf>,
-    /// A TOML/JSON file of settings (`max_steps`, `learning_rate`, `weight_decay`, `seed`,
-    /// `eval_fraction`, `per_device_eval_batch_size`).
-    pub config: Option<PathBuf>,
-    /// `key=value` settings, applied after the file.
-    pub sets: Vec<String>,
-    /// A few examples and steps: tests the wiring (CI).
-    pub smoke: bool,
-}
 
 /// The recipe's default settings, in TrainingArguments' names: the probe's steps, learning rate
 /// and weight decay; the split's seed and test fraction; the feature batch size.
@@ -216,7 +199,7 @@ pub(crate) fn write_json(path: &Path, v: &impl serde::Serialize) -> Result<()> {
 }
 
 /// Runs the recipe; returns the metrics it wrote to `output_dir/metrics.json`.
-pub fn run(opts: &BertFeaturesOptions) -> Result<BertFeaturesMetrics> {
+pub fn run(opts: &BertOptions) -> Result<BertFeaturesMetrics> {
     let t_all = Instant::now();
     let out = opts
         .output_dir

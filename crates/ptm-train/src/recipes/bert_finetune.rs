@@ -9,6 +9,7 @@
 //! adapter, in PEFT's format) is saved in `output_dir`.
 
 use super::bert_features::{load_split, write_json, Split};
+use super::BertOptions;
 use crate::args::{SchedulerType, Strategy, TrainingArguments};
 use crate::data::{ClassifyData, TrainData};
 use crate::error::{data, Result};
@@ -73,23 +74,6 @@ impl BertMethod {
         };
         Some(PeftConfig::new(kind, Some("SEQ_CLS")))
     }
-}
-
-/// What the user chose on the command line.
-#[derive(Clone, Debug, Default)]
-pub struct BertFinetuneOptions {
-    /// Where the run writes (default `output/<recipe>`).
-    pub output_dir: Option<PathBuf>,
-    /// A Hugging Face BERT directory (default: the fetched all-MiniLM-L6-v2).
-    pub model: Option<PathBuf>,
-    /// A `.jsonl` of `{"text", "label"}` (default: the Rotten Tomatoes sentences).
-    pub data: Option<PathBuf>,
-    /// A TOML/JSON file of TrainingArguments.
-    pub config: Option<PathBuf>,
-    /// `key=value` TrainingArguments, applied after the file.
-    pub sets: Vec<String>,
-    /// A few examples and steps: tests the wiring (CI).
-    pub smoke: bool,
 }
 
 /// Default settings: 1 epoch of batches of 32, linear decay after 10 % warm-up, the split of
@@ -168,7 +152,7 @@ fn test_accuracy(
 }
 
 /// Runs the recipe; returns the metrics it wrote to `output_dir/metrics.json`.
-pub fn run(method: BertMethod, opts: &BertFinetuneOptions) -> Result<BertFinetuneMetrics> {
+pub fn run(method: BertMethod, opts: &BertOptions) -> Result<BertFinetuneMetrics> {
     let t_all = Instant::now();
     let name = method.recipe();
     let out = opts
