@@ -195,12 +195,14 @@ impl PeftLinear {
 
 impl Module for PeftLinear {
     fn forward(&self, x: &Tensor, train: bool) -> ptm_nn::Result<Tensor> {
-        let Some(name) = active_name(&self.active) else {
+        // Borrow the active name (no allocation per layer per step).
+        let active = self.active.read().unwrap_or_else(|e| e.into_inner());
+        let Some(name) = active.as_deref() else {
             return self.base.forward(x, train);
         };
         let adapters = self.adapters();
-        let adapter = match adapters.get(&name) {
-            Some(a) if !self.is_merged(&name) => a,
+        let adapter = match adapters.get(name) {
+            Some(a) if !self.is_merged(name) => a,
             _ => return self.base.forward(x, train),
         };
         match adapter {
@@ -253,11 +255,12 @@ impl PeftSlot {
 
 impl Module for PeftSlot {
     fn forward(&self, x: &Tensor, train: bool) -> ptm_nn::Result<Tensor> {
-        let Some(name) = active_name(&self.active) else {
+        let active = self.active.read().unwrap_or_else(|e| e.into_inner());
+        let Some(name) = active.as_deref() else {
             return Ok(x.clone());
         };
         let adapters = self.adapters.read().unwrap_or_else(|e| e.into_inner());
-        match adapters.get(&name) {
+        match adapters.get(name) {
             Some(a) => a.forward(x, train),
             None => Ok(x.clone()),
         }

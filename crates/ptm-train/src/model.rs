@@ -108,6 +108,32 @@ fn save_adapter_checkpoint<M: Architecture>(model: &PeftModel<M>, dir: &Path) ->
     Ok(())
 }
 
+/// The parts every adapter model's `TrainModel` shares: the base model's store and dropout
+/// stream, checkpoints through [`save_adapter_checkpoint`], resume from [`TRAINABLE_FILE`].
+macro_rules! adapter_checkpointing {
+    () => {
+        fn params(&self) -> &ParamStore {
+            &self.base().params
+        }
+
+        fn dropout_rng(&self) -> &SharedRng {
+            &self.base().dropout_rng
+        }
+
+        fn save_pretrained(&self, dir: &Path) -> Result<()> {
+            save_adapter_checkpoint(self, dir)
+        }
+
+        fn restore(&self, dir: &Path) -> Result<()> {
+            restore_params(
+                &self.params().trainable(),
+                &dir.join(TRAINABLE_FILE),
+                TRAINABLE_FILE,
+            )
+        }
+    };
+}
+
 /// GPT-2 with its active adapter: only the adapter trains; checkpoints hold the adapter in PEFT's
 /// format plus [`TRAINABLE_FILE`] for an exact resume.
 impl TrainModel for PeftModel<Gpt2LmHeadModel> {
@@ -119,25 +145,7 @@ impl TrainModel for PeftModel<Gpt2LmHeadModel> {
         Ok(self.model().loss(&batch.input_ids, &batch.labels, inputs)?)
     }
 
-    fn params(&self) -> &ParamStore {
-        &self.base().params
-    }
-
-    fn dropout_rng(&self) -> &SharedRng {
-        &self.base().dropout_rng
-    }
-
-    fn save_pretrained(&self, dir: &Path) -> Result<()> {
-        save_adapter_checkpoint(self, dir)
-    }
-
-    fn restore(&self, dir: &Path) -> Result<()> {
-        restore_params(
-            &self.params().trainable(),
-            &dir.join(TRAINABLE_FILE),
-            TRAINABLE_FILE,
-        )
-    }
+    adapter_checkpointing!();
 }
 
 fn classifier_loss(
@@ -180,25 +188,7 @@ impl TrainModel<ClassifyBatch> for PeftModel<BertForSequenceClassification> {
         classifier_loss(self.model(), batch, train)
     }
 
-    fn params(&self) -> &ParamStore {
-        &self.base().params
-    }
-
-    fn dropout_rng(&self) -> &SharedRng {
-        &self.base().dropout_rng
-    }
-
-    fn save_pretrained(&self, dir: &Path) -> Result<()> {
-        save_adapter_checkpoint(self, dir)
-    }
-
-    fn restore(&self, dir: &Path) -> Result<()> {
-        restore_params(
-            &self.params().trainable(),
-            &dir.join(TRAINABLE_FILE),
-            TRAINABLE_FILE,
-        )
-    }
+    adapter_checkpointing!();
 }
 
 /// BERT with a classifier on every token (a tagger), fully trained.

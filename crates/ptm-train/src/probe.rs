@@ -100,7 +100,7 @@ pub fn fit_linear_probe(
         ("bias".to_string(), b.clone()),
     ];
     let mut opt = AdamW::new(params, cfg, |n| n == "weight")?;
-    let (yt, _ye) = (labels_tensor(y_train)?, labels_tensor(y_test)?);
+    let yt = labels_tensor(y_train)?;
     // (W·Xᵀ)ᵀ rather than X·Wᵀ: the product then has `classes` rows and `n` columns, the shape
     // the matmul's register blocking suits (an output only 2 columns wide wastes most of it).
     let logits =

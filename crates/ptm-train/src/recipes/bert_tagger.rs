@@ -10,8 +10,9 @@
 //! order), unknown words with the most frequent tag overall. Both are scored on every test word.
 
 use super::bert_features::write_json;
+use super::bert_finetune::classifier_args;
 use super::BertOptions;
-use crate::args::{SchedulerType, Strategy, TrainingArguments};
+use crate::args::TrainingArguments;
 use crate::data::{read_tagged, split_indices, TagData, Tagged, TrainData};
 use crate::error::{data, Result};
 use crate::fetch;
@@ -31,24 +32,7 @@ pub const SENTENCES: usize = 4000;
 /// Default settings: 1.5 epochs of 32 sentences (150 steps: the run stays under 10 minutes on 2
 /// cores), lr 1.5e-4, linear decay after 10 % warm-up.
 pub fn default_args(smoke: bool, output_dir: &Path) -> TrainingArguments {
-    TrainingArguments {
-        output_dir: output_dir.to_path_buf(),
-        num_train_epochs: 1.5,
-        max_steps: if smoke { 3 } else { -1 },
-        per_device_train_batch_size: 32,
-        per_device_eval_batch_size: 64,
-        learning_rate: 1.5e-4,
-        weight_decay: 0.01,
-        lr_scheduler_type: SchedulerType::Linear,
-        warmup_ratio: 0.1,
-        logging_steps: if smoke { 1 } else { 10 },
-        eval_strategy: Strategy::Epoch,
-        save_strategy: Strategy::Epoch,
-        save_total_limit: 1,
-        seed: 42,
-        eval_fraction: 0.2,
-        ..Default::default()
-    }
+    classifier_args(smoke, output_dir, 1.5, 1.5e-4)
 }
 
 /// The figures of a run (`metrics.json`).
