@@ -9,7 +9,7 @@ const START: &str = "<!-- report:start -->";
 const END: &str = "<!-- report:end -->";
 
 /// Recipes in table order, with how to read their headline figures.
-const RECIPES: [&str; 10] = [
+const RECIPES: [&str; 13] = [
     "gpt2-finetune",
     "gpt2-lora",
     "gpt2-prefix",
@@ -19,6 +19,9 @@ const RECIPES: [&str; 10] = [
     "bert-lora",
     "bert-adapter",
     "bert-tagger",
+    "bert-mlm",
+    "vit-pretrain",
+    "vit-finetune",
     "spirals",
 ];
 
@@ -89,6 +92,53 @@ fn headline(recipe: &str, m: &Value) -> Option<(String, String, String)> {
             ),
             secs(&["total_s"]),
         ),
+        "bert-mlm" => (
+            format!(
+                "masked-token accuracy {} (perplexity {})",
+                fmt(num(m, &["masked_accuracy_after"]), 4),
+                fmt(num(m, &["perplexity_after"]), 1)
+            ),
+            format!(
+                "before {} · from scratch {} (perplexity {})",
+                fmt(num(m, &["masked_accuracy_before"]), 4),
+                fmt(num(m, &["masked_accuracy_scratch"]), 4),
+                fmt(num(m, &["perplexity_scratch"]), 1)
+            ),
+            secs(&["total_s"]),
+        ),
+        "vit-pretrain" => (
+            format!(
+                "Fashion-MNIST test accuracy {}",
+                fmt(num(m, &["test_accuracy"]), 4)
+            ),
+            format!("{} test images", fmt(num(m, &["n_test"]), 0)),
+            secs(&["train_s"]),
+        ),
+        "vit-finetune" => {
+            let shots = m.get("shots")?.as_array()?;
+            let part = |key: &str| {
+                shots
+                    .iter()
+                    .map(|s| {
+                        format!(
+                            "{}/class {}",
+                            fmt(num(s, &["per_class"]), 0),
+                            fmt(num(s, &[key]), 4)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            (
+                format!("digit test accuracy, transferred: {}", part("transferred")),
+                format!(
+                    "linear probe: {} · from scratch: {}",
+                    part("linear_probe"),
+                    part("scratch")
+                ),
+                secs(&["total_s"]),
+            )
+        }
         _ => return None,
     })
 }

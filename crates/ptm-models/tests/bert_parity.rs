@@ -75,6 +75,48 @@ fn masked_lm_matches_transformers() {
     check_grads_and_step(&ck.params, &loss, &exp, "BertForMaskedLM");
 }
 
+/// `forward_at` (the head at the scored positions only) gives transformers' logits at those
+/// positions, and the same loss and gradients as the full head.
+#[test]
+fn masked_lm_at_scored_positions_matches_transformers() {
+    let (ck, exp) = (load::<BertForMaskedLm>("bert-mlm"), expected("bert-mlm"));
+    let labels = exp["labels"]
+        .flatten_all()
+        .unwrap()
+        .to_vec::<i64>()
+        .unwrap();
+    let (pos, targets): (Vec<u32>, Vec<i64>) = labels
+        .iter()
+        .enumerate()
+        .filter(|(_, &l)| l != -100)
+        .map(|(i, &l)| (i as u32, l))
+        .unzip();
+    assert!(pos.len() > 1, "the fixture scores several positions");
+    let m = pos.len();
+    let cpu = ptm_tensor::Device::Cpu;
+    let positions = Tensor::from_vec(pos, [m], &cpu).unwrap();
+    let logits = ck
+        .model
+        .forward_at(&exp["input_ids"], inputs(&exp), &positions)
+        .unwrap();
+    let vocab = exp["logits"].dims()[2];
+    let want = exp["logits"]
+        .reshape([labels.len(), vocab])
+        .unwrap()
+        .index_select(0, &positions)
+        .unwrap();
+    assert_rel(&logits, &want, 1e-4, "logits at scored positions");
+    let targets = Tensor::from_vec(targets, [m], &cpu).unwrap();
+    let loss = logits.cross_entropy(&targets, -100).unwrap();
+    assert_rel(&loss, &exp["loss"], 1e-5, "loss");
+    check_grads_and_step(
+        &ck.params,
+        &loss,
+        &exp,
+        "BertForMaskedLM (scored positions)",
+    );
+}
+
 #[test]
 fn sequence_classification_matches_transformers() {
     let (ck, exp) = (

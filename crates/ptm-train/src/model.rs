@@ -1,9 +1,12 @@
 //! What the Trainer needs from a model.
 
-use crate::data::{ClassifyBatch, LmBatch, TagBatch};
+use crate::data::{ClassifyBatch, ImageBatch, LmBatch, MlmBatch, TagBatch};
 use crate::error::{ckpt, Result};
-use ptm_models::bert::{BertForSequenceClassification, BertForTokenClassification, BertInputs};
+use ptm_models::bert::{
+    BertForMaskedLm, BertForSequenceClassification, BertForTokenClassification, BertInputs,
+};
 use ptm_models::gpt2::{Gpt2Checkpoint, Gpt2Inputs, Gpt2LmHeadModel};
+use ptm_models::vit::VitForImageClassification;
 use ptm_models::{Architecture, Checkpoint};
 use ptm_nn::{ParamStore, SharedRng};
 use ptm_peft::PeftModel;
@@ -213,6 +216,55 @@ impl TrainModel<TagBatch> for Checkpoint<BertForTokenClassification> {
 
     fn save_pretrained(&self, dir: &Path) -> Result<()> {
         Ok(Checkpoint::<BertForTokenClassification>::save_pretrained(
+            self, dir,
+        )?)
+    }
+}
+
+/// BERT with its masked-LM head, fully trained; the head runs at the scored positions only.
+impl TrainModel<MlmBatch> for Checkpoint<BertForMaskedLm> {
+    fn loss(&self, batch: &MlmBatch, train: bool) -> Result<Tensor> {
+        let inputs = BertInputs {
+            attention_mask: None,
+            token_type_ids: None,
+            train,
+        };
+        let logits = self
+            .model
+            .forward_at(&batch.input_ids, inputs, &batch.positions)?;
+        Ok(logits.cross_entropy(&batch.targets, -100)?)
+    }
+
+    fn params(&self) -> &ParamStore {
+        &self.params
+    }
+
+    fn dropout_rng(&self) -> &SharedRng {
+        &self.dropout_rng
+    }
+
+    fn save_pretrained(&self, dir: &Path) -> Result<()> {
+        Ok(Checkpoint::<BertForMaskedLm>::save_pretrained(self, dir)?)
+    }
+}
+
+/// ViT with its image classifier, fully trained.
+impl TrainModel<ImageBatch> for Checkpoint<VitForImageClassification> {
+    fn loss(&self, batch: &ImageBatch, train: bool) -> Result<Tensor> {
+        let (logits, _) = self.model.forward(&batch.pixel_values, train)?;
+        Ok(VitForImageClassification::loss(&logits, &batch.labels)?)
+    }
+
+    fn params(&self) -> &ParamStore {
+        &self.params
+    }
+
+    fn dropout_rng(&self) -> &SharedRng {
+        &self.dropout_rng
+    }
+
+    fn save_pretrained(&self, dir: &Path) -> Result<()> {
+        Ok(Checkpoint::<VitForImageClassification>::save_pretrained(
             self, dir,
         )?)
     }

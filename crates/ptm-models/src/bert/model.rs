@@ -293,15 +293,39 @@ impl BertForMaskedLm {
     pub fn forward(&self, ids: &Tensor, inputs: BertInputs) -> Result<(Tensor, Tensor)> {
         let train = inputs.train;
         let (hidden, _) = self.bert.forward(ids, inputs)?;
+        Ok((self.head(&hidden, train)?, hidden))
+    }
+
+    /// Vocabulary logits `[M, vocab]` at `positions` only (`[M]` indices into the flattened
+    /// `[B·T]` tokens): masked-LM training scores about 15 % of the tokens, and the head over a
+    /// 30k vocabulary at every position would cost more than the encoder.
+    pub fn forward_at(
+        &self,
+        ids: &Tensor,
+        inputs: BertInputs,
+        positions: &Tensor,
+    ) -> Result<Tensor> {
+        let train = inputs.train;
+        let (hidden, _) = self.bert.forward(ids, inputs)?;
+        let dims = hidden.dims().to_vec();
+        let rows = hidden
+            .reshape([dims[0] * dims[1], dims[2]])?
+            .index_select(0, positions)?;
+        self.head(&rows, train)
+    }
+
+    /// `cls.predictions`: dense, activation, layer norm, then the tied decoder and its bias.
+    fn head(&self, hidden: &Tensor, train: bool) -> Result<Tensor> {
         let h = self.transform_ln.forward(
             &self
                 .act
-                .forward(&self.transform.forward(&hidden, train)?, train)?,
+                .forward(&self.transform.forward(hidden, train)?, train)?,
             train,
         )?;
-        let logits = ptm_nn::apply_weight(&h, &self.decoder.tensor(), WeightLayout::OutIn)?
-            .add(&self.bias.tensor())?;
-        Ok((logits, hidden))
+        Ok(
+            ptm_nn::apply_weight(&h, &self.decoder.tensor(), WeightLayout::OutIn)?
+                .add(&self.bias.tensor())?,
+        )
     }
 
     /// Mean cross-entropy of `logits` `[B, T, V]` at the positions where `labels` `[B, T]` is not

@@ -5,15 +5,19 @@
 mod bow;
 mod classify;
 mod corpus;
+mod images;
 mod labelled;
 pub(crate) mod lm;
+mod mlm;
 mod tagging;
 
 pub use bow::BagOfWords;
 pub use classify::{ClassifyBatch, ClassifyData};
 pub use corpus::read_texts;
+pub use images::{idx_bytes, read_idx, ImageBatch, Images};
 pub use labelled::{read_labelled, split_indices, LabelledTexts};
 pub use lm::{permutation, LmBatch, LmData};
+pub use mlm::{MlmBatch, MlmData, MlmSpecial};
 pub use tagging::{align, read_tagged, TagBatch, TagData, Tagged};
 
 /// A batch the trainer can weigh: its loss is a mean over `count()` items (counted tokens for a

@@ -186,7 +186,7 @@ fn pick(t: &Tensor, idx: &[usize]) -> Result<Tensor> {
 /// deviation there: the encoder's features differ in scale by orders of magnitude (the normalised
 /// mean has entries near 0.05, `[CLS]` near 1), and a probe trained with one learning rate for all
 /// needs them on one scale. Only training rows set the statistics.
-fn standardize(x: &Tensor, train: &[usize]) -> Result<Tensor> {
+pub(crate) fn standardize(x: &Tensor, train: &[usize]) -> Result<Tensor> {
     let xt = pick(x, train)?;
     let mu = xt.mean_keepdim(0)?;
     let sd = xt.var_keepdim(0, 0)?.sqrt()?.clamp(1e-6, f64::MAX)?;

@@ -2,9 +2,11 @@
 
 pub mod bert_features;
 pub mod bert_finetune;
+pub mod bert_mlm;
 pub mod bert_tagger;
 pub mod gpt2;
 pub mod gpt2_peft;
+pub mod vit;
 
 /// What the user chose on the command line for a sentence or token classification recipe
 /// (`bert-features`, `bert-finetune`, `bert-lora`, `bert-adapter`, `bert-tagger`).
