@@ -65,6 +65,25 @@ fn restore_params(params: &[(String, ptm_nn::Param)], file: &Path, label: &str) 
     Ok(())
 }
 
+/// The parts every fully trained `Checkpoint<M>`'s `TrainModel` shares: its store and dropout
+/// stream, checkpoints in Hugging Face layout.
+macro_rules! checkpoint_bookkeeping {
+    () => {
+        fn params(&self) -> &ParamStore {
+            &self.params
+        }
+
+        fn dropout_rng(&self) -> &SharedRng {
+            &self.dropout_rng
+        }
+
+        fn save_pretrained(&self, dir: &Path) -> Result<()> {
+            // The inherent method: HF layout (config.json + model.safetensors).
+            Ok(Checkpoint::save_pretrained(self, dir)?)
+        }
+    };
+}
+
 impl TrainModel for Gpt2Checkpoint<Gpt2LmHeadModel> {
     fn loss(&self, batch: &LmBatch, train: bool) -> Result<Tensor> {
         let inputs = Gpt2Inputs {
@@ -74,19 +93,7 @@ impl TrainModel for Gpt2Checkpoint<Gpt2LmHeadModel> {
         Ok(self.model.loss(&batch.input_ids, &batch.labels, inputs)?)
     }
 
-    fn params(&self) -> &ParamStore {
-        &self.params
-    }
-
-    fn dropout_rng(&self) -> &SharedRng {
-        &self.dropout_rng
-    }
-
-    fn save_pretrained(&self, dir: &Path) -> Result<()> {
-        Ok(Gpt2Checkpoint::<Gpt2LmHeadModel>::save_pretrained(
-            self, dir,
-        )?)
-    }
+    checkpoint_bookkeeping!();
 }
 
 /// The file of a PEFT checkpoint that holds every trainable parameter under its name in the
@@ -171,17 +178,7 @@ impl TrainModel<ClassifyBatch> for Checkpoint<BertForSequenceClassification> {
         classifier_loss(&self.model, batch, train)
     }
 
-    fn params(&self) -> &ParamStore {
-        &self.params
-    }
-
-    fn dropout_rng(&self) -> &SharedRng {
-        &self.dropout_rng
-    }
-
-    fn save_pretrained(&self, dir: &Path) -> Result<()> {
-        Ok(Checkpoint::<BertForSequenceClassification>::save_pretrained(self, dir)?)
-    }
+    checkpoint_bookkeeping!();
 }
 
 /// BERT with a classifier and an active adapter (the classifier trained whole, as PEFT's
@@ -206,19 +203,7 @@ impl TrainModel<TagBatch> for Checkpoint<BertForTokenClassification> {
         Ok(BertForTokenClassification::loss(&logits, &batch.labels)?)
     }
 
-    fn params(&self) -> &ParamStore {
-        &self.params
-    }
-
-    fn dropout_rng(&self) -> &SharedRng {
-        &self.dropout_rng
-    }
-
-    fn save_pretrained(&self, dir: &Path) -> Result<()> {
-        Ok(Checkpoint::<BertForTokenClassification>::save_pretrained(
-            self, dir,
-        )?)
-    }
+    checkpoint_bookkeeping!();
 }
 
 /// BERT with its masked-LM head, fully trained; the head runs at the scored positions only.
@@ -235,17 +220,7 @@ impl TrainModel<MlmBatch> for Checkpoint<BertForMaskedLm> {
         Ok(logits.cross_entropy(&batch.targets, -100)?)
     }
 
-    fn params(&self) -> &ParamStore {
-        &self.params
-    }
-
-    fn dropout_rng(&self) -> &SharedRng {
-        &self.dropout_rng
-    }
-
-    fn save_pretrained(&self, dir: &Path) -> Result<()> {
-        Ok(Checkpoint::<BertForMaskedLm>::save_pretrained(self, dir)?)
-    }
+    checkpoint_bookkeeping!();
 }
 
 /// ViT with its image classifier, fully trained.
@@ -255,17 +230,5 @@ impl TrainModel<ImageBatch> for Checkpoint<VitForImageClassification> {
         Ok(VitForImageClassification::loss(&logits, &batch.labels)?)
     }
 
-    fn params(&self) -> &ParamStore {
-        &self.params
-    }
-
-    fn dropout_rng(&self) -> &SharedRng {
-        &self.dropout_rng
-    }
-
-    fn save_pretrained(&self, dir: &Path) -> Result<()> {
-        Ok(Checkpoint::<VitForImageClassification>::save_pretrained(
-            self, dir,
-        )?)
-    }
+    checkpoint_bookkeeping!();
 }
