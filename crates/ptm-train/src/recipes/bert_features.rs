@@ -201,20 +201,9 @@ pub(crate) fn write_json(path: &Path, v: &impl serde::Serialize) -> Result<()> {
 /// Runs the recipe; returns the metrics it wrote to `output_dir/metrics.json`.
 pub fn run(opts: &BertOptions) -> Result<BertFeaturesMetrics> {
     let t_all = Instant::now();
-    let out = opts
-        .output_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("output/bert-features"));
-    let args = TrainingArguments::resolve(
-        &default_args(opts.smoke, &out),
-        opts.config.as_deref(),
-        &opts.sets,
-    )?;
+    let args = opts.resolve_args("bert-features", default_args)?;
     let out = args.output_dir.clone();
-    let model_dir = match &opts.model {
-        Some(m) => m.clone(),
-        None => fetch::fetch("minilm")?,
-    };
+    let model_dir = opts.model_dir()?;
     let Split {
         all,
         train,

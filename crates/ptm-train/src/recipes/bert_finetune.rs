@@ -13,7 +13,6 @@ use super::BertOptions;
 use crate::args::{SchedulerType, Strategy, TrainingArguments};
 use crate::data::{ClassifyData, TrainData};
 use crate::error::{data, Result};
-use crate::fetch;
 use crate::plot::{loss_png, series_of, Series};
 use crate::probe::accuracy;
 use crate::trainer::Trainer;
@@ -23,7 +22,7 @@ use ptm_models::tokenizer::Tokenizer;
 use ptm_models::{Architecture, Checkpoint};
 use ptm_peft::{BottleneckConfig, LoraConfig, PeftConfig, PeftKind, PeftModel, Placement, Targets};
 use ptm_tensor::{DType, Tensor};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 /// How much of the model trains.
@@ -167,20 +166,9 @@ fn test_accuracy(
 pub fn run(method: BertMethod, opts: &BertOptions) -> Result<BertFinetuneMetrics> {
     let t_all = Instant::now();
     let name = method.recipe();
-    let out = opts
-        .output_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("output/{name}")));
-    let args = TrainingArguments::resolve(
-        &default_args(method, opts.smoke, &out),
-        opts.config.as_deref(),
-        &opts.sets,
-    )?;
+    let args = opts.resolve_args(name, |smoke, out| default_args(method, smoke, out))?;
     let out = args.output_dir.clone();
-    let model_dir = match &opts.model {
-        Some(m) => m.clone(),
-        None => fetch::fetch("minilm")?,
-    };
+    let model_dir = opts.model_dir()?;
     let Split {
         all,
         train,

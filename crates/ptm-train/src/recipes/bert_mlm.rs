@@ -27,7 +27,7 @@ use ptm_models::bert::{BertForMaskedLm, BertInputs};
 use ptm_models::tokenizer::Tokenizer;
 use ptm_models::Checkpoint;
 use ptm_tensor::DType;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 /// The share of pieces scored (BERT's 15 %).
@@ -154,15 +154,7 @@ fn special_ids(tok: &Tokenizer, vocab_size: usize, dir: &Path) -> Result<MlmSpec
 /// Runs the recipe; returns the metrics it wrote to `output_dir/metrics.json`.
 pub fn run(opts: &BertOptions) -> Result<BertMlmMetrics> {
     let t_all = Instant::now();
-    let out = opts
-        .output_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("output/bert-mlm"));
-    let args = TrainingArguments::resolve(
-        &default_args(opts.smoke, &out),
-        opts.config.as_deref(),
-        &opts.sets,
-    )?;
+    let args = opts.resolve_args("bert-mlm", default_args)?;
     let out = args.output_dir.clone();
     if args.block_size < 8 {
         return Err(Error::Setting {
@@ -173,15 +165,11 @@ pub fn run(opts: &BertOptions) -> Result<BertMlmMetrics> {
             ),
         });
     }
-    std::fs::create_dir_all(&out).map_err(|e| data(out.display(), e.to_string()))?;
     let data_path = match &opts.data {
         Some(p) => p.clone(),
         None => fetch::fetch("fortunes")?.join("fortunes.jsonl"),
     };
-    let model_dir = match &opts.model {
-        Some(m) => m.clone(),
-        None => fetch::fetch("minilm")?,
-    };
+    let model_dir = opts.model_dir()?;
     let ck = Checkpoint::<BertForMaskedLm>::from_pretrained(&model_dir, DType::F32, None)?;
     if args.block_size > ck.config.max_position_embeddings {
         return Err(Error::Setting {

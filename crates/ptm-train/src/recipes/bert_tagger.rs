@@ -23,7 +23,7 @@ use ptm_models::tokenizer::Tokenizer;
 use ptm_models::{Architecture, Checkpoint};
 use ptm_tensor::DType;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 /// Sentences of the corpus the recipe uses by default (the rest keeps the run under 10 minutes).
@@ -96,25 +96,13 @@ fn most_frequent_tags(train: &[&Tagged]) -> (BTreeMap<String, String>, String) {
 /// Runs the recipe; returns the metrics it wrote to `output_dir/metrics.json`.
 pub fn run(opts: &BertOptions) -> Result<BertTaggerMetrics> {
     let t_all = Instant::now();
-    let out = opts
-        .output_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("output/bert-tagger"));
-    let args = TrainingArguments::resolve(
-        &default_args(opts.smoke, &out),
-        opts.config.as_deref(),
-        &opts.sets,
-    )?;
+    let args = opts.resolve_args("bert-tagger", default_args)?;
     let out = args.output_dir.clone();
-    std::fs::create_dir_all(&out).map_err(|e| data(out.display(), e.to_string()))?;
     let data_path = match &opts.data {
         Some(p) => p.clone(),
         None => fetch::fetch("oanc-pos")?.join("tagged.jsonl"),
     };
-    let model_dir = match &opts.model {
-        Some(m) => m.clone(),
-        None => fetch::fetch("minilm")?,
-    };
+    let model_dir = opts.model_dir()?;
     let mut all = read_tagged(&data_path)?;
     if opts.data.is_none() {
         all.truncate(if opts.smoke { 200 } else { SENTENCES });
