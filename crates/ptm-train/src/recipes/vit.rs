@@ -224,11 +224,14 @@ pub fn pretrain(opts: &VitOptions) -> Result<(PathBuf, VitPretrainMetrics)> {
     // The figures and the curve go to output_dir whether the model was trained now or cached.
     let publish = |from: &Path| -> Result<VitPretrainMetrics> {
         std::fs::create_dir_all(&out).map_err(|e| data(out.display(), e.to_string()))?;
-        for f in ["metrics.json", "loss.png"] {
-            std::fs::copy(from.join(f), out.join(f))
-                .map_err(|e| data(from.join(f).display(), e.to_string()))?;
+        let metrics = read_metrics(from)?;
+        write_json(&out.join("metrics.json"), &metrics)?;
+        let curve = from.join("loss.png");
+        if curve.is_file() {
+            std::fs::copy(&curve, out.join("loss.png"))
+                .map_err(|e| data(curve.display(), e.to_string()))?;
         }
-        read_metrics(from)
+        Ok(metrics)
     };
     if dir.join(".complete").is_file() {
         eprintln!("vit-pretrain: using the cached model {}", dir.display());
@@ -403,7 +406,7 @@ pub struct VitFinetuneMetrics {
     pub split: String,
     /// The pretraining's own figures (when the default model was used).
     pub pretrain: Option<VitPretrainMetrics>,
-    /// Fine-tuning steps of each run.
+    /// Optimizer steps of each fine-tuning run.
     pub steps: usize,
     /// How the linear probe trains (on standardised `[CLS]` features).
     pub probe: ProbeSettings,
@@ -503,6 +506,7 @@ pub fn finetune(opts: &VitOptions) -> Result<VitFinetuneMetrics> {
         log_every: 50,
     };
     let mut results = vec![];
+    let mut steps = 0;
     let mut series: Vec<(String, Vec<(f64, f64)>)> = vec![];
     for &k in &shots {
         let t0 = Instant::now();
@@ -568,6 +572,7 @@ pub fn finetune(opts: &VitOptions) -> Result<VitFinetuneMetrics> {
             let (tr, _) = series_of(log);
             series.push((format!("{k}/class {label}: train"), tr));
         }
+        steps = o.global_step;
         results.push(ShotResult {
             per_class: k,
             transferred,
@@ -593,7 +598,7 @@ pub fn finetune(opts: &VitOptions) -> Result<VitFinetuneMetrics> {
         n_test: test.len(),
         split,
         pretrain: pretrain_metrics,
-        steps: args.max_steps.max(0) as usize,
+        steps,
         probe: probe_settings,
         total_s: t_all.elapsed().as_secs_f64(),
         model: model_dir.display().to_string(),
