@@ -99,6 +99,11 @@ impl LmData {
         self.blocks.is_empty()
     }
 
+    /// The ids of block `i`.
+    pub fn block(&self, i: usize) -> &[u32] {
+        &self.blocks[i]
+    }
+
     /// Tokens per block.
     pub fn block_size(&self) -> usize {
         self.block_size

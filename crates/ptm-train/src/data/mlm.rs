@@ -109,16 +109,15 @@ impl TrainData for MlmData {
 
     fn batch(&self, idx: &[usize]) -> Result<MlmBatch> {
         let sp = self.special;
-        let plain = self.blocks.batch(idx)?.input_ids.to_vec2::<u32>()?;
         let t = self.seq_len();
         let mut rng = self.rng(idx);
         let (mut ids, mut labels) = (vec![], vec![]);
         let (mut positions, mut targets) = (vec![], vec![]);
-        for block in &plain {
+        for &i in idx {
             let row = ids.len();
             ids.push(sp.cls as i64);
             labels.push(-100i64);
-            for &tok in block {
+            for &tok in self.blocks.block(i) {
                 // The [SEP] between joined texts is not a word to predict.
                 let special = tok == sp.sep || tok == sp.cls;
                 let chosen = !special && unit(&mut rng) < self.probability;
