@@ -227,13 +227,16 @@ pub fn pretrain(opts: &VitOptions) -> Result<(PathBuf, VitPretrainMetrics)> {
         let metrics = read_metrics(from)?;
         write_json(&out.join("metrics.json"), &metrics)?;
         let curve = from.join("loss.png");
-        if curve.is_file() {
-            std::fs::copy(&curve, out.join("loss.png"))
-                .map_err(|e| data(curve.display(), e.to_string()))?;
-        }
+        std::fs::copy(&curve, out.join("loss.png"))
+            .map_err(|e| data(curve.display(), e.to_string()))?;
         Ok(metrics)
     };
-    if dir.join(".complete").is_file() {
+    // A cache entry counts only when it holds every file this version writes: an entry left by
+    // an older layout (say, without the curve) is trained again rather than published short.
+    let complete = [".complete", "model.safetensors", "metrics.json", "loss.png"]
+        .iter()
+        .all(|f| dir.join(f).is_file());
+    if complete {
         eprintln!("vit-pretrain: using the cached model {}", dir.display());
         return Ok((dir.clone(), publish(&dir)?));
     }
