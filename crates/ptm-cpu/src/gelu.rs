@@ -11,7 +11,7 @@ const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
 const CUBIC: f64 = 0.044715;
 
 /// GPT-2's tanh approximation of GELU.
-#[inline]
+#[inline(always)]
 pub fn gelu_tanh<T: Float>(x: T) -> T {
     let half = T::from_f64(0.5);
     let inner = T::from_f64(SQRT_2_OVER_PI) * (x + T::from_f64(CUBIC) * x * x * x);
@@ -19,7 +19,7 @@ pub fn gelu_tanh<T: Float>(x: T) -> T {
 }
 
 /// d/dx of [`gelu_tanh`].
-#[inline]
+#[inline(always)]
 pub fn gelu_tanh_grad<T: Float>(x: T) -> T {
     let half = T::from_f64(0.5);
     let c = T::from_f64(SQRT_2_OVER_PI);
@@ -29,13 +29,13 @@ pub fn gelu_tanh_grad<T: Float>(x: T) -> T {
 }
 
 /// BERT's exact GELU.
-#[inline]
+#[inline(always)]
 pub fn gelu_erf<T: Float>(x: T) -> T {
     T::from_f64(0.5) * x * (T::ONE + (x * T::from_f64(FRAC_1_SQRT_2)).erf())
 }
 
 /// d/dx of [`gelu_erf`]: `Φ(x) + x·φ(x)`.
-#[inline]
+#[inline(always)]
 pub fn gelu_erf_grad<T: Float>(x: T) -> T {
     let cdf = T::from_f64(0.5) * (T::ONE + (x * T::from_f64(FRAC_1_SQRT_2)).erf());
     let pdf = T::from_f64(FRAC_1_SQRT_2PI) * (T::from_f64(-0.5) * x * x).exp();

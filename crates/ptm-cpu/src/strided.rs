@@ -22,53 +22,115 @@ pub fn for_each_offset2(
     offset_b: usize,
     mut f: impl FnMut(usize, usize),
 ) {
-    if shape.contains(&0) {
-        return;
-    }
-    let rank = shape.len();
-    if rank == 0 {
-        f(offset_a, offset_b);
-        return;
-    }
-    let n = shape[rank - 1];
-    let (sa, sb) = (strides_a[rank - 1], strides_b[rank - 1]);
-    let mut index = vec![0usize; rank - 1];
-    let (mut base_a, mut base_b) = (offset_a, offset_b);
-    loop {
-        let (mut oa, mut ob) = (base_a, base_b);
-        for _ in 0..n {
-            f(oa, ob);
-            oa += sa;
-            ob += sb;
+    let runs = Runs2::new(shape, strides_a, strides_b);
+    let (n, sa, sb) = (runs.len, runs.stride_a, runs.stride_b);
+    runs.for_each(offset_a, offset_b, |oa, ob| {
+        for i in 0..n {
+            f(oa + i * sa, ob + i * sb);
         }
-        let mut d = rank - 1;
+    });
+}
+
+/// Two views of one shape walked as runs: the shape with adjacent dims merged wherever both views
+/// step through them as one (and size-1 dims dropped), so that the innermost dim — one run — is
+/// as long as it can be. Kernels then work a run at a time: a slice when its stride is 1, one
+/// value when it is 0 (broadcast).
+#[derive(Clone, Debug)]
+pub struct Runs2 {
+    outer: Vec<usize>,
+    outer_a: Vec<usize>,
+    outer_b: Vec<usize>,
+    /// Elements per run (0 when the shape is empty).
+    pub len: usize,
+    /// Stride of view A within a run.
+    pub stride_a: usize,
+    /// Stride of view B within a run.
+    pub stride_b: usize,
+}
+
+impl Runs2 {
+    /// The runs of two views sharing `shape`.
+    pub fn new(shape: &[usize], strides_a: &[usize], strides_b: &[usize]) -> Runs2 {
+        // Merged dims, innermost first: (size, stride in a, stride in b).
+        let mut dims: Vec<(usize, usize, usize)> = vec![];
+        if shape.contains(&0) {
+            return Runs2 {
+                outer: vec![],
+                outer_a: vec![],
+                outer_b: vec![],
+                len: 0,
+                stride_a: 0,
+                stride_b: 0,
+            };
+        }
+        for d in (0..shape.len()).rev() {
+            let (n, a, b) = (shape[d], strides_a[d], strides_b[d]);
+            if n == 1 {
+                continue;
+            }
+            match dims.last_mut() {
+                Some((m, ia, ib)) if a == *ia * *m && b == *ib * *m => *m *= n,
+                _ => dims.push((n, a, b)),
+            }
+        }
+        let (len, stride_a, stride_b) = if dims.is_empty() {
+            (1, 0, 0)
+        } else {
+            dims.remove(0)
+        };
+        dims.reverse();
+        Runs2 {
+            outer: dims.iter().map(|d| d.0).collect(),
+            outer_a: dims.iter().map(|d| d.1).collect(),
+            outer_b: dims.iter().map(|d| d.2).collect(),
+            len,
+            stride_a,
+            stride_b,
+        }
+    }
+
+    /// Calls `f(start_a, start_b)` for every run, in row-major order.
+    pub fn for_each(&self, offset_a: usize, offset_b: usize, mut f: impl FnMut(usize, usize)) {
+        if self.len == 0 {
+            return;
+        }
+        let rank = self.outer.len();
+        let mut index = vec![0usize; rank];
+        let (mut a, mut b) = (offset_a, offset_b);
         loop {
-            if d == 0 {
-                return;
+            f(a, b);
+            let mut d = rank;
+            loop {
+                if d == 0 {
+                    return;
+                }
+                d -= 1;
+                index[d] += 1;
+                a += self.outer_a[d];
+                b += self.outer_b[d];
+                if index[d] < self.outer[d] {
+                    break;
+                }
+                a -= self.outer_a[d] * self.outer[d];
+                b -= self.outer_b[d] * self.outer[d];
+                index[d] = 0;
             }
-            d -= 1;
-            index[d] += 1;
-            base_a += strides_a[d];
-            base_b += strides_b[d];
-            if index[d] < shape[d] {
-                break;
-            }
-            base_a -= strides_a[d] * shape[d];
-            base_b -= strides_b[d] * shape[d];
-            index[d] = 0;
         }
     }
 }
 
 /// Copies a strided view into a new contiguous row-major vector.
 pub fn gather<T: Copy>(src: &[T], shape: &[usize], strides: &[usize], offset: usize) -> Vec<T> {
+    let runs = Runs2::new(shape, strides, strides);
     let mut out = Vec::with_capacity(shape.iter().product());
-    if is_contiguous(shape, strides) {
-        let n: usize = shape.iter().product();
-        out.extend_from_slice(&src[offset..offset + n]);
-    } else {
-        for_each_offset(shape, strides, offset, |o| out.push(src[o]));
-    }
+    let (n, s) = (runs.len, runs.stride_a);
+    runs.for_each(offset, offset, |o, _| {
+        if s == 1 {
+            out.extend_from_slice(&src[o..o + n]);
+        } else {
+            out.extend((0..n).map(|i| src[o + i * s]));
+        }
+    });
     out
 }
 
@@ -113,6 +175,53 @@ mod tests {
         let mut seen = vec![];
         for_each_offset2(&[2, 2], &[0, 1], 1, &[1, 0], 0, |a, b| seen.push((a, b)));
         assert_eq!(seen, vec![(1, 0), (2, 0), (1, 1), (2, 1)]);
+    }
+
+    #[test]
+    fn runs_merge_what_both_views_walk_as_one() {
+        // [2,3,4] contiguous plus a broadcast bias over the last dim: rows of 4, both unit stride.
+        let r = Runs2::new(&[2, 3, 4], &[12, 4, 1], &[0, 0, 1]);
+        assert_eq!((r.len, r.stride_a, r.stride_b), (4, 1, 1));
+        assert_eq!(r.outer, [6]);
+        // Both contiguous: one run of everything.
+        let r = Runs2::new(&[2, 3, 4], &[12, 4, 1], &[12, 4, 1]);
+        assert_eq!((r.len, r.outer.len()), (24, 0));
+        // A per-row scalar: runs of 4 against stride 0; unit dims vanish.
+        let r = Runs2::new(&[2, 1, 4], &[4, 7, 1], &[1, 9, 0]);
+        assert_eq!((r.len, r.stride_a, r.stride_b), (4, 1, 0));
+        let mut starts = vec![];
+        r.for_each(5, 0, |a, b| starts.push((a, b)));
+        assert_eq!(starts, [(5, 0), (9, 1)]);
+        // Empty and scalar shapes.
+        assert_eq!(Runs2::new(&[3, 0], &[0, 1], &[0, 1]).len, 0);
+        let r = Runs2::new(&[], &[], &[]);
+        assert_eq!((r.len, r.outer.len()), (1, 0));
+    }
+
+    #[test]
+    fn gather_matches_the_elementwise_walk() {
+        let src: Vec<u32> = (0..60).collect();
+        for (shape, strides, off) in [
+            (vec![3usize, 4, 5], vec![20usize, 5, 1], 0usize),
+            (vec![5, 4, 3], vec![1, 5, 20], 0),
+            (vec![2, 3, 4], vec![20, 1, 3], 7),
+            (vec![3, 2, 5], vec![0, 5, 1], 10),
+        ] {
+            let mut want = vec![];
+            for i in 0..shape.iter().product::<usize>() {
+                let (mut rem, mut o) = (i, off);
+                for d in (0..shape.len()).rev() {
+                    o += (rem % shape[d]) * strides[d];
+                    rem /= shape[d];
+                }
+                want.push(src[o]);
+            }
+            assert_eq!(
+                gather(&src, &shape, &strides, off),
+                want,
+                "{shape:?} {strides:?}"
+            );
+        }
     }
 
     #[test]

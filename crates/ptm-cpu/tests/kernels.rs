@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 use ptm_cpu::cross_entropy::{cross_entropy_bwd, cross_entropy_fwd};
 use ptm_cpu::layer_norm::{layer_norm_bwd, layer_norm_fwd};
-use ptm_cpu::matmul::{matmul, matmul_isa, matmul_naive, MatRef};
+use ptm_cpu::matmul::{matmul, matmul_batched, matmul_isa, matmul_naive, MatRef};
 use ptm_cpu::softmax::{log_softmax_fwd, softmax_bwd, softmax_fwd};
 use ptm_cpu::Isa;
 
@@ -59,6 +59,76 @@ proptest! {
             matmul_isa(isa, m, n, k, ma32, mb32, &mut got32, beta as f32);
             for (idx, (g, w)) in got32.iter().zip(&want).enumerate() {
                 prop_assert!((*g as f64 - w).abs() <= 1e-6 * (k as f64 + 1.0), "f32 {isa:?} {m}x{n}x{k} ta={ta} tb={tb} at {idx}: {g} vs {w}");
+            }
+        }
+    }
+}
+
+/// A batch of views into shared buffers (attention's heads, read transposed for the backward),
+/// both small products spread over entries and large ones run one after another: each entry as
+/// the reference computes it, beta 0 over a NaN-poisoned C and beta 1 accumulating.
+#[test]
+fn batched_matmul_matches_the_reference_per_entry() {
+    for (batch, m, n, k) in [
+        (12, 17, 17, 24),
+        (7, 3, 65, 15),
+        (3, 130, 97, 65),
+        (1, 5, 3, 2),
+        (0, 4, 4, 4),
+    ] {
+        let (a, b) = (data(batch * m * k, 4), data(batch * k * n, 5));
+        let a32: Vec<f32> = a.iter().map(|&x| x as f32).collect();
+        let b32: Vec<f32> = b.iter().map(|&x| x as f32).collect();
+        // A row-major per entry; B stored transposed per entry (element (p, j) at j*k + p).
+        let va = |e: usize| MatRef {
+            data: &a32[..],
+            offset: e * m * k,
+            row_stride: k,
+            col_stride: 1,
+        };
+        let vb = |e: usize| MatRef {
+            data: &b32[..],
+            offset: e * k * n,
+            row_stride: 1,
+            col_stride: k,
+        };
+        let (ma, mb): (Vec<_>, Vec<_>) = (0..batch).map(|e| (va(e), vb(e))).unzip();
+        let init: Vec<f32> = data(batch * m * n, 6).iter().map(|&x| x as f32).collect();
+        for beta in [0.0f32, 1.0] {
+            let mut got = if beta == 0.0 {
+                vec![f32::NAN; batch * m * n]
+            } else {
+                init.clone()
+            };
+            matmul_batched(m, n, k, &ma, &mb, &mut got, beta);
+            for e in 0..batch {
+                let a64 = MatRef {
+                    data: &a[..],
+                    offset: e * m * k,
+                    row_stride: k,
+                    col_stride: 1,
+                };
+                let b64 = MatRef {
+                    data: &b[..],
+                    offset: e * k * n,
+                    row_stride: 1,
+                    col_stride: k,
+                };
+                let mut want: Vec<f64> = init[e * m * n..(e + 1) * m * n]
+                    .iter()
+                    .map(|&x| x as f64)
+                    .collect();
+                matmul_naive(m, n, k, a64, b64, &mut want, beta as f64);
+                for (i, (g, w)) in got[e * m * n..(e + 1) * m * n]
+                    .iter()
+                    .zip(&want)
+                    .enumerate()
+                {
+                    assert!(
+                        (*g as f64 - w).abs() <= 1e-6 * (k as f64 + 1.0),
+                        "batch {batch} {m}x{n}x{k} beta {beta} entry {e} at {i}: {g} vs {w}"
+                    );
+                }
             }
         }
     }

@@ -2,7 +2,7 @@
 //! result over dense sweeps and awkward points, special values, and bit-identical results on every
 //! instruction-set path.
 
-use ptm_cpu::vmath::{exp, expm1, map_f32_isa, sigmoid, tanh};
+use ptm_cpu::vmath::{erf, exp, expm1, map_f32_isa, sigmoid, tanh};
 use ptm_cpu::Isa;
 
 /// |y − reference| in units of the f32 spacing at the reference.
@@ -93,13 +93,33 @@ fn sigmoid_is_within_3_ulp_and_never_overflows() {
 }
 
 #[test]
+fn erf_is_within_3_ulp_odd_and_saturating() {
+    let mut xs = sweep(-6.0, 6.0, 400_000);
+    xs.extend(tiny());
+    // Both sides of the switch between the two approximations at |x| = 1.
+    xs.extend([0.999_999_94, 1.0, 1.000_000_1, -0.999_999_94, -1.0]);
+    let (e, at) = worst(&xs, erf, libm::erf);
+    println!("erf: worst {e:.2} ulp at {at}");
+    assert!(e <= 3.0, "erf: {e} ulp at {at}");
+    assert_eq!(erf(0.0), 0.0);
+    assert!(erf(-0.0).is_sign_negative());
+    assert_eq!(erf(f32::INFINITY), 1.0);
+    assert_eq!(erf(-10.0), -1.0);
+    assert!(erf(f32::NAN).is_nan());
+    for &x in &sweep(-5.0, 5.0, 1000) {
+        assert_eq!(erf(-x), -erf(x));
+    }
+}
+
+#[test]
 fn every_path_gives_bit_identical_results() {
     let xs: Vec<f32> = sweep(-110.0, 95.0, 10_007)
         .into_iter()
         .chain(tiny())
         .chain([f32::NAN, f32::INFINITY, -0.0])
         .collect();
-    let fns: [Named; 4] = [
+    let fns: [Named; 5] = [
+        ("erf", erf),
         ("exp", exp),
         ("expm1", expm1),
         ("tanh", tanh),

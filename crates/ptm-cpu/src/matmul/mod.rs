@@ -145,6 +145,51 @@ pub fn matmul_isa<T: Float>(
     T::gemm(isa, m, n, k, &a, &b, c, overwrite);
 }
 
+/// Products below this many multiply-adds run whole on one thread (the packed driver's own
+/// threshold for splitting a product into parallel blocks).
+const SMALL_PRODUCT: usize = 1 << 18;
+
+/// `C_i = A_i·B_i + beta·C_i` for every entry `i` of a batch: `a` and `b` hold one view per
+/// entry, `c` the entries' `m×n` outputs one after another. Large products split their own blocks
+/// over threads; small ones (attention heads, say) run in parallel across entries instead.
+///
+/// # Panics
+/// If `a` and `b` differ in length or `c` does not hold `a.len()·m·n` elements.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_batched<T: Float>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[MatRef<T>],
+    b: &[MatRef<T>],
+    c: &mut [T],
+    beta: T,
+) {
+    assert_eq!(a.len(), b.len(), "matmul_batched: as many A as B views");
+    assert_eq!(
+        c.len(),
+        a.len() * m * n,
+        "matmul_batched: C must hold batch*m*n elements"
+    );
+    if m * n == 0 {
+        return;
+    }
+    let isa = Isa::selected();
+    let one = |((c, a), b): ((&mut [T], &MatRef<T>), &MatRef<T>)| {
+        matmul_isa(isa, m, n, k, *a, *b, c, beta)
+    };
+    let work = m.saturating_mul(n).saturating_mul(k);
+    if a.len() > 1 && work < SMALL_PRODUCT && work.saturating_mul(a.len()) >= MIN_PARALLEL_WORK * 2
+    {
+        c.par_chunks_mut(m * n)
+            .zip(a.par_iter())
+            .zip(b.par_iter())
+            .for_each(one);
+    } else {
+        c.chunks_mut(m * n).zip(a).zip(b).for_each(one);
+    }
+}
+
 /// `C (+)= A·B` for f32 on `isa`; `overwrite` never reads C.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm_f32(

@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::op::{BinaryOp, Op};
 use crate::storage::{Compute, CpuStorage, IntoStorage};
 use crate::{broadcast_shape, Layout, Tensor};
-use ptm_cpu::strided::for_each_offset2;
+use ptm_cpu::strided::Runs2;
 use ptm_cpu::Element;
 
 /// Comparison ops; the result is a `u32` mask of 0/1.
@@ -36,15 +36,28 @@ fn zip_map<T: Copy, U>(
         );
         return a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect();
     }
+    // A run at a time: slices the compiler vectorises where a run is contiguous in both views
+    // (or broadcasts one value), the strided walk otherwise.
+    let runs = Runs2::new(la.dims(), la.strides(), lb.strides());
+    let (len, sa, sb) = (runs.len, runs.stride_a, runs.stride_b);
     let mut out = Vec::with_capacity(n);
-    for_each_offset2(
-        la.dims(),
-        la.strides(),
-        la.offset(),
-        lb.strides(),
-        lb.offset(),
-        |oa, ob| out.push(f(a[oa], b[ob])),
-    );
+    runs.for_each(la.offset(), lb.offset(), |oa, ob| match (sa, sb) {
+        (1, 1) => out.extend(
+            a[oa..oa + len]
+                .iter()
+                .zip(&b[ob..ob + len])
+                .map(|(&x, &y)| f(x, y)),
+        ),
+        (1, 0) => {
+            let y = b[ob];
+            out.extend(a[oa..oa + len].iter().map(|&x| f(x, y)));
+        }
+        (0, 1) => {
+            let x = a[oa];
+            out.extend(b[ob..ob + len].iter().map(|&y| f(x, y)));
+        }
+        _ => out.extend((0..len).map(|i| f(a[oa + i * sa], b[ob + i * sb]))),
+    });
     out
 }
 

@@ -4,7 +4,7 @@ use crate::error::{Error, Result};
 use crate::op::Op;
 use crate::storage::{float_dispatch, Compute, CpuStorage};
 use crate::{broadcast_shape, Layout, Shape, Tensor};
-use ptm_cpu::matmul::{matmul, MatRef};
+use ptm_cpu::matmul::{matmul_batched, MatRef};
 use ptm_cpu::strided::for_each_offset2;
 use ptm_cpu::Float;
 
@@ -30,25 +30,29 @@ fn batched<T: Float>(
         lb.offset(),
         |oa, ob| offsets.push((oa, ob)),
     );
-    let mut out = vec![T::ZERO; offsets.len() * m * n];
-    for (c, &(oa, ob)) in out.chunks_mut((m * n).max(1)).zip(&offsets) {
-        let ma = MatRef {
+    let ma: Vec<MatRef<T>> = offsets
+        .iter()
+        .map(|&(oa, _)| MatRef {
             data: a,
             offset: oa,
             row_stride: sa[nb],
             col_stride: sa[nb + 1],
-        };
-        let mb = MatRef {
+        })
+        .collect();
+    let mb: Vec<MatRef<T>> = offsets
+        .iter()
+        .map(|&(_, ob)| MatRef {
             data: b,
             offset: ob,
             row_stride: sb[nb],
             col_stride: sb[nb + 1],
-        };
-        // beta = 0 stores each tile without reading it first: fresh (calloc'd) pages are then
-        // written before being read, which spares a copy-on-write fault and a TLB shootdown per
-        // page that read-then-write costs on large outputs.
-        matmul(m, n, k, ma, mb, c, T::ZERO);
-    }
+        })
+        .collect();
+    let mut out = vec![T::ZERO; offsets.len() * m * n];
+    // beta = 0 stores each tile without reading it first: fresh (calloc'd) pages are then
+    // written before being read, which spares a copy-on-write fault and a TLB shootdown per
+    // page that read-then-write costs on large outputs.
+    matmul_batched(m, n, k, &ma, &mb, &mut out, T::ZERO);
     out
 }
 
