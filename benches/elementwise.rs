@@ -1,4 +1,4 @@
-//! Elementwise and row kernels, f32: libm's scalar `tanhf`/`expf` in a plain loop (what the
+//! Elementwise and row kernels, f32: libm's scalar `tanhf`/`expf`/`erff` in a plain loop (what the
 //! compiler cannot vectorise) vs ptm's vectorisable `vmath`, and softmax rows at GPT-2's attention
 //! width (128) and vocabulary width (50257) vs a textbook three-pass softmax on std `exp`.
 //! Throughput in bytes read + written.
@@ -6,6 +6,7 @@
 //! `cargo bench --bench elementwise`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use ptm::ptm_cpu::gelu::gelu_erf;
 use ptm::ptm_cpu::softmax::softmax_fwd;
 use ptm::ptm_cpu::vmath;
 use ptm::ptm_tensor::{DType, Device, Rng, Tensor};
@@ -36,6 +37,22 @@ fn bench_maps(c: &mut Criterion) {
         b.iter(|| {
             v.copy_from_slice(&x);
             vmath::map_f32(&mut v, vmath::tanh);
+            black_box(&v);
+        })
+    });
+    // BERT's GELU: libm's scalar erff (ptm's f32 path before) vs ptm's vectorisable erf.
+    let gelu_libm = |x: f32| 0.5 * x * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2));
+    group.bench_function(BenchmarkId::from_parameter("gelu-erf libm"), |b| {
+        b.iter(|| {
+            v.copy_from_slice(&x);
+            v.iter_mut().for_each(|e| *e = gelu_libm(*e));
+            black_box(&v);
+        })
+    });
+    group.bench_function(BenchmarkId::from_parameter("gelu-erf ptm"), |b| {
+        b.iter(|| {
+            v.copy_from_slice(&x);
+            vmath::map_f32(&mut v, gelu_erf::<f32>);
             black_box(&v);
         })
     });

@@ -10,6 +10,7 @@
 //! - `ci`: the same checks `.ci/run` performs (fmt, clippy, tests).
 
 mod adapted;
+mod bench_kernels;
 mod bench_step;
 mod embed;
 mod forward;
@@ -48,8 +49,9 @@ enum Cmd {
     /// Sentence embeddings from a BERT sentence encoder, one JSON array per line.
     Embed(embed::EmbedArgs),
     /// Run the criterion benchmarks: matmul and elementwise kernels against their baselines
-    /// (figures in docs/perf.md); `bench train-step [--batch N] [--seq 64,128] [--steps N]` times
-    /// GPT-2 124M training steps instead.
+    /// (figures in docs/perf.md); `bench kernels [--quick] [--threads 1,2] [--json FILE] [--torch
+    /// FILE]` times ptm's kernels against their baselines in one table; `bench train-step [--batch
+    /// N] [--seq 64,128] [--steps N]` times GPT-2 124M training steps.
     Bench {
         /// Extra arguments passed to criterion (e.g. a filter like `matmul_f32/256` or `softmax`).
         #[arg(trailing_var_arg = true)]
@@ -110,6 +112,12 @@ struct TrainOpts {
     /// vit-finetune: labelled images per class, one round each (default 10,100).
     #[arg(long, value_delimiter = ',')]
     shots: Vec<usize>,
+    /// vit-finetune: random translation of the training images, in pixels per axis (0: none).
+    #[arg(long)]
+    shift: Option<usize>,
+    /// vit-finetune: draws of labelled images per budget (default 3), reported as mean ± sd.
+    #[arg(long)]
+    draws: Option<usize>,
 }
 
 impl TrainOpts {
@@ -134,6 +142,8 @@ impl TrainOpts {
             sets: self.sets.clone(),
             pretrain_sets: self.pretrain_sets.clone(),
             shots: self.shots.clone(),
+            shift: self.shift,
+            draws: self.draws,
             smoke: self.smoke,
         }
     }
@@ -204,8 +214,9 @@ enum Recipe {
     /// A small ViT pretrained on Fashion-MNIST (cached; vit-finetune runs it when needed).
     #[value(name = "vit-pretrain")]
     VitPretrain,
-    /// The pretrained ViT transferred to handwritten digits with 10 and 100 labels per class,
-    /// against a linear probe on its frozen features and the same ViT trained from scratch.
+    /// The pretrained ViT transferred to handwritten digits with 10 and 100 labels per class
+    /// (3 draws each), against a linear probe on its frozen features and the same ViT trained
+    /// from scratch.
     #[value(name = "vit-finetune")]
     VitFinetune,
     /// Train an MLP on two spirals with autograd and SGD (the ptm-tensor example).
@@ -413,12 +424,23 @@ fn run(cli: Cli) -> Result<(), String> {
             opts,
         } => {
             let m = ptm_train::recipes::vit::finetune(&opts.vit()).map_err(|e| e.to_string())?;
-            println!("test accuracy on {} held-out digits:", m.n_test);
-            println!("  labels/class   transferred   linear probe   from scratch");
+            let draws = m.shots.first().map_or(0, |s| s.draws.len());
+            println!(
+                "test accuracy on {} held-out digits, mean ± sd over {draws} draw(s) of labelled images:",
+                m.n_test
+            );
+            println!(
+                "  labels/class       transferred      linear probe      from scratch  scratch, no shift"
+            );
+            let cell = |mean: f64, sd: f64| format!("{mean:.4} ± {sd:.4}");
             for s in &m.shots {
                 println!(
-                    "  {:>12}   {:>11.4}   {:>12.4}   {:>12.4}",
-                    s.per_class, s.transferred, s.linear_probe, s.scratch
+                    "  {:>12}   {:>15}   {:>15}   {:>15}   {:>15}",
+                    s.per_class,
+                    cell(s.transferred, s.transferred_sd),
+                    cell(s.linear_probe, s.linear_probe_sd),
+                    cell(s.scratch, s.scratch_sd),
+                    cell(s.scratch_no_shift, s.scratch_no_shift_sd)
                 );
             }
             println!("total {:.0} s", m.total_s);
@@ -442,6 +464,9 @@ fn run(cli: Cli) -> Result<(), String> {
         Cmd::Embed(args) => embed::run(args),
         Cmd::Bench { args } if args.first().map(String::as_str) == Some("train-step") => {
             bench_step::run(&args[1..])
+        }
+        Cmd::Bench { args } if args.first().map(String::as_str) == Some("kernels") => {
+            bench_kernels::run(&args[1..])
         }
         Cmd::Bench { args } => {
             let mut a = vec!["bench", "--"];

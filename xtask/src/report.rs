@@ -120,10 +120,12 @@ fn headline(recipe: &str, m: &Value) -> Option<(String, String, String)> {
                 shots
                     .iter()
                     .map(|s| {
+                        let sd = num(s, &[&format!("{key}_sd")]);
                         format!(
-                            "{}/class {}",
+                            "{}/class {}{}",
                             fmt(num(s, &["per_class"]), 0),
-                            fmt(num(s, &[key]), 4)
+                            fmt(num(s, &[key]), 4),
+                            sd.map_or(String::new(), |v| format!(" ± {v:.4}"))
                         )
                     })
                     .collect::<Vec<_>>()
@@ -132,9 +134,10 @@ fn headline(recipe: &str, m: &Value) -> Option<(String, String, String)> {
             (
                 format!("digit test accuracy, transferred: {}", part("transferred")),
                 format!(
-                    "linear probe: {} · from scratch: {}",
+                    "linear probe: {} · from scratch: {} · from scratch, no shift: {}",
                     part("linear_probe"),
-                    part("scratch")
+                    part("scratch"),
+                    part("scratch_no_shift")
                 ),
                 secs(&["total_s"]),
             )
