@@ -65,6 +65,16 @@ pub struct Images {
     pub height: usize,
     /// Image width.
     pub width: usize,
+    /// Random translation applied to each image of a batch, if any.
+    shift: Option<Shift>,
+}
+
+/// Random translation: each image of a batch moves by `dy, dx` drawn uniformly from
+/// `-max..=max`, the uncovered border filled with 0 (the background of MNIST-like images).
+#[derive(Clone, Copy, Debug)]
+struct Shift {
+    max: usize,
+    seed: u64,
 }
 
 /// One batch: `pixel_values` `[B, 1, H, W]` f32 and `labels` `[B]` i64.
@@ -108,6 +118,7 @@ impl Images {
             labels: labels_v,
             height,
             width,
+            shift: None,
         })
     }
 
@@ -128,6 +139,7 @@ impl Images {
             labels,
             height,
             width,
+            shift: None,
         })
     }
 
@@ -162,6 +174,32 @@ impl Images {
             labels: idx.iter().map(|&i| self.labels[i]).collect(),
             height: self.height,
             width: self.width,
+            shift: self.shift,
+        }
+    }
+
+    /// The same images, each moved by a random translation of up to `max` pixels per axis when
+    /// batched (training augmentation; `max = 0` turns it off). The translations are drawn per
+    /// batch from `seed` and the batch's indices (see `batch_rng`): a resumed run sees the ones
+    /// the uninterrupted run saw.
+    pub fn with_shift(mut self, max: usize, seed: u64) -> Images {
+        self.shift = (max > 0).then_some(Shift { max, seed });
+        self
+    }
+
+    /// Image `i`'s pixels, translated by `(dy, dx)`, into `out` (`height·width` bytes).
+    fn shifted_into(&self, i: usize, dy: isize, dx: isize, out: &mut [u8]) {
+        let (h, w) = (self.height as isize, self.width as isize);
+        let src = &self.pixels[i * out.len()..(i + 1) * out.len()];
+        for y in 0..h {
+            for x in 0..w {
+                let (sy, sx) = (y - dy, x - dx);
+                out[(y * w + x) as usize] = if (0..h).contains(&sy) && (0..w).contains(&sx) {
+                    src[(sy * w + sx) as usize]
+                } else {
+                    0
+                };
+            }
         }
     }
 }
@@ -176,9 +214,25 @@ impl TrainData for Images {
     fn batch(&self, idx: &[usize]) -> Result<ImageBatch> {
         let (h, w) = (self.height, self.width);
         let px = h * w;
-        let values: Vec<f32> = idx
+        let mut bytes = vec![0u8; idx.len() * px];
+        match self.shift {
+            None => {
+                for (dst, &i) in bytes.chunks_mut(px).zip(idx) {
+                    dst.copy_from_slice(&self.pixels[i * px..(i + 1) * px]);
+                }
+            }
+            Some(Shift { max, seed }) => {
+                let mut rng = super::batch_rng(seed, idx);
+                let span = 2 * max as u64 + 1;
+                for (dst, &i) in bytes.chunks_mut(px).zip(idx) {
+                    let dy = (rng.next_u64() % span) as isize - max as isize;
+                    let dx = (rng.next_u64() % span) as isize - max as isize;
+                    self.shifted_into(i, dy, dx, dst);
+                }
+            }
+        }
+        let values: Vec<f32> = bytes
             .iter()
-            .flat_map(|&i| self.pixels[i * px..(i + 1) * px].iter())
             .map(|&p| (p as f32 / 255.0 - 0.5) / 0.5)
             .collect();
         let labels: Vec<i64> = idx.iter().map(|&i| self.labels[i] as i64).collect();
@@ -236,5 +290,60 @@ mod tests {
         let e = read_idx(&dir.join("txt.idx")).unwrap_err().to_string();
         assert!(e.contains("not an IDX file"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Where the one lit pixel of each image of a batch landed, as (row, col).
+    fn lit(b: &ImageBatch, h: usize, w: usize) -> Vec<(usize, usize)> {
+        let v = b
+            .pixel_values
+            .flatten_all()
+            .unwrap()
+            .to_vec::<f32>()
+            .unwrap();
+        v.chunks(h * w)
+            .map(|img| {
+                let lit: Vec<usize> = (0..h * w).filter(|&i| img[i] > 0.0).collect();
+                assert_eq!(lit.len(), 1, "one lit pixel, background elsewhere: {img:?}");
+                (lit[0] / w, lit[0] % w)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn shifts_move_images_within_range_and_repeat_per_batch() {
+        // Twenty 7x7 images, each dark but for the centre pixel.
+        let (h, w, n) = (7, 7, 20);
+        let mut px = vec![0u8; n * h * w];
+        for i in 0..n {
+            px[i * h * w + 3 * w + 3] = 255;
+        }
+        let plain = Images::new(px, vec![0; n], h, w).unwrap();
+        let idx: Vec<usize> = (0..n).collect();
+        assert!(lit(&plain.batch(&idx).unwrap(), h, w)
+            .iter()
+            .all(|&p| p == (3, 3)));
+        let moved = plain.clone().with_shift(2, 9);
+        let first = lit(&moved.batch(&idx).unwrap(), h, w);
+        assert!(first
+            .iter()
+            .all(|&(r, c)| (1..=5).contains(&r) && (1..=5).contains(&c)));
+        // Twenty draws from 25 offsets: not all equal, and the same batch draws the same again.
+        assert!(first.iter().any(|&p| p != first[0]), "{first:?}");
+        assert_eq!(lit(&moved.batch(&idx).unwrap(), h, w), first);
+        // Another batch (another order) draws afresh; subsets keep the augmentation.
+        let rev: Vec<usize> = idx.iter().rev().copied().collect();
+        let second = lit(&moved.batch(&rev).unwrap(), h, w);
+        assert_ne!(second.iter().rev().copied().collect::<Vec<_>>(), first);
+        assert!(lit(
+            &moved.subset(&[0, 1, 2, 3]).batch(&[0, 1, 2, 3]).unwrap(),
+            h,
+            w
+        )
+        .iter()
+        .any(|&p| p != (3, 3)));
+        // A shift of 0 is none.
+        assert!(lit(&plain.with_shift(0, 9).batch(&idx).unwrap(), h, w)
+            .iter()
+            .all(|&p| p == (3, 3)));
     }
 }

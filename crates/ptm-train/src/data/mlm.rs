@@ -82,16 +82,9 @@ impl MlmData {
         self.blocks.block_size() + 2
     }
 
-    /// The masking stream of the batch `idx`: the seed and the indices, mixed (FNV-1a).
+    /// The masking stream of the batch `idx`.
     fn rng(&self, idx: &[usize]) -> Rng {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ self.seed;
-        for &i in idx {
-            for b in (i as u64).to_le_bytes() {
-                h ^= b as u64;
-                h = h.wrapping_mul(0x0100_0000_01b3);
-            }
-        }
-        Rng::new(h)
+        super::batch_rng(self.seed, idx)
     }
 }
 

@@ -28,6 +28,20 @@ pub trait TrainBatch {
     fn count(&self) -> usize;
 }
 
+/// A random stream for the batch of the examples `idx`: `seed` and the indices mixed (FNV-1a).
+/// Random choices made per batch (masks, augmentations) come from it, so a reshuffled epoch draws
+/// afresh while a batch drawn again (a resumed run, an evaluation) is drawn the same way.
+pub(crate) fn batch_rng(seed: u64, idx: &[usize]) -> ptm_tensor::Rng {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed;
+    for &i in idx {
+        for b in (i as u64).to_le_bytes() {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    ptm_tensor::Rng::new(h)
+}
+
 /// A training set the trainer draws batches from by index.
 pub trait TrainData {
     /// What one batch is.
