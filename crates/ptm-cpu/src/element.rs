@@ -116,10 +116,20 @@ pub trait Float:
         c: &mut [Self],
         overwrite: bool,
     );
+    /// `y = softmax(x)` of one row; f32 takes the lane-parallel kernel of [`crate::rows`].
+    fn softmax_row(x: &[Self], y: &mut [Self]);
+    /// `y = (x − mean)·rstd·w + b` of one row; f32 takes [`crate::rows`].
+    fn layer_norm_row(
+        x: &[Self],
+        w: Option<&[Self]>,
+        b: Option<&[Self]>,
+        eps: Self,
+        y: &mut [Self],
+    );
 }
 
 macro_rules! float_element {
-    ($t:ty, erf: $erf:path, exp: $exp:expr, tanh: $tanh:expr, sigmoid: $sigmoid:expr, map: $map:expr, gemm: $gemm:expr) => {
+    ($t:ty, erf: $erf:path, exp: $exp:expr, tanh: $tanh:expr, sigmoid: $sigmoid:expr, map: $map:expr, gemm: $gemm:expr, softmax_row: $softmax_row:path, layer_norm_row: $layer_norm_row:path) => {
         impl Element for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -224,6 +234,20 @@ macro_rules! float_element {
             ) {
                 $gemm(isa, m, n, k, a, b, c, overwrite)
             }
+            #[inline]
+            fn softmax_row(x: &[Self], y: &mut [Self]) {
+                $softmax_row(x, y)
+            }
+            #[inline]
+            fn layer_norm_row(
+                x: &[Self],
+                w: Option<&[Self]>,
+                b: Option<&[Self]>,
+                eps: Self,
+                y: &mut [Self],
+            ) {
+                $layer_norm_row(x, w, b, eps, y)
+            }
         }
     };
 }
@@ -251,7 +275,9 @@ float_element!(
     tanh: crate::vmath::tanh,
     sigmoid: crate::vmath::sigmoid,
     map: crate::vmath::map_f32,
-    gemm: crate::matmul::gemm_f32
+    gemm: crate::matmul::gemm_f32,
+    softmax_row: crate::rows::softmax_row,
+    layer_norm_row: crate::rows::layer_norm_row
 );
 float_element!(
     f64,
@@ -260,5 +286,7 @@ float_element!(
     tanh: f64::tanh,
     sigmoid: sigmoid_f64,
     map: map_plain,
-    gemm: |_, m, n, k, a, b, c, overwrite| crate::matmul::gemm_portable(m, n, k, a, b, c, overwrite)
+    gemm: |_, m, n, k, a, b, c, overwrite| crate::matmul::gemm_portable(m, n, k, a, b, c, overwrite),
+    softmax_row: crate::softmax::softmax_row_generic,
+    layer_norm_row: crate::layer_norm::layer_norm_row_generic
 );

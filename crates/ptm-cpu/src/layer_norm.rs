@@ -23,19 +23,29 @@ pub fn layer_norm_fwd<T: Float>(
 ) {
     assert_eq!(x.len(), y.len(), "layer_norm_fwd: x and y differ in length");
     for_each_row(y, d, 6, |r, yr| {
-        let xr = &x[r * d..(r + 1) * d];
-        let (mean, rstd) = row_stats(xr, eps);
-        for (j, (yv, &xv)) in yr.iter_mut().zip(xr).enumerate() {
-            let mut v = (xv - mean) * rstd;
-            if let Some(w) = w {
-                v *= w[j];
-            }
-            if let Some(b) = b {
-                v += b[j];
-            }
-            *yv = v;
-        }
+        T::layer_norm_row(&x[r * d..(r + 1) * d], w, b, eps, yr)
     });
+}
+
+/// One row of [`layer_norm_fwd`] for any float type (f64's path; f32 has [`crate::rows`]).
+pub fn layer_norm_row_generic<T: Float>(
+    xr: &[T],
+    w: Option<&[T]>,
+    b: Option<&[T]>,
+    eps: T,
+    yr: &mut [T],
+) {
+    let (mean, rstd) = row_stats(xr, eps);
+    for (j, (yv, &xv)) in yr.iter_mut().zip(xr).enumerate() {
+        let mut v = (xv - mean) * rstd;
+        if let Some(w) = w {
+            v *= w[j];
+        }
+        if let Some(b) = b {
+            v += b[j];
+        }
+        *yv = v;
+    }
 }
 
 /// Backward of [`layer_norm_fwd`]: writes `dx`, and adds into `dw` / `db` (length `d`) when given.

@@ -35,6 +35,7 @@ pub mod layer_norm;
 pub mod matmul;
 pub mod optim;
 pub mod parallel;
+pub mod rows;
 pub mod softmax;
 pub mod strided;
 pub mod vmath;

@@ -34,12 +34,14 @@ pub(crate) fn exp_shifted<T: Float>(x: &[T], shift: T, out: &mut [T]) {
 /// `y = softmax(x)` for each row of length `d`.
 pub fn softmax_fwd<T: Float>(x: &[T], y: &mut [T], d: usize) {
     assert_eq!(x.len(), y.len(), "softmax_fwd: x and y differ in length");
-    for_each_row(y, d, 8, |r, yr| {
-        let xr = &x[r * d..(r + 1) * d];
-        exp_shifted(xr, row_max(xr), yr);
-        let inv = T::from_f64(1.0 / sum_f64(yr));
-        yr.iter_mut().for_each(|v| *v *= inv);
-    });
+    for_each_row(y, d, 8, |r, yr| T::softmax_row(&x[r * d..(r + 1) * d], yr));
+}
+
+/// One row of [`softmax_fwd`] for any float type (f64's path; f32 has [`crate::rows`]).
+pub fn softmax_row_generic<T: Float>(xr: &[T], yr: &mut [T]) {
+    exp_shifted(xr, row_max(xr), yr);
+    let inv = T::from_f64(1.0 / sum_f64(yr));
+    yr.iter_mut().for_each(|v| *v *= inv);
 }
 
 /// `dx = y ⊙ (dy − Σ dy⊙y)` for each row, from the forward output `y`.

@@ -5,6 +5,7 @@ use proptest::prelude::*;
 use ptm_cpu::cross_entropy::{cross_entropy_bwd, cross_entropy_fwd};
 use ptm_cpu::layer_norm::{layer_norm_bwd, layer_norm_fwd};
 use ptm_cpu::matmul::{matmul, matmul_batched, matmul_isa, matmul_naive, MatRef};
+use ptm_cpu::rows::{layer_norm_row_isa, softmax_row_isa};
 use ptm_cpu::softmax::{log_softmax_fwd, softmax_bwd, softmax_fwd};
 use ptm_cpu::Isa;
 
@@ -248,6 +249,93 @@ fn softmax_rows_match_reference_including_extreme_values() {
                     y[r * d + j] * (dy[r * d + j] - dot),
                     1e-12
                 ));
+            }
+        }
+    }
+}
+
+/// Row lengths for the f32 row kernels: odd ones, ones that cross their 16-lane chunks and
+/// 256-element blocks, and GPT-2's vocabulary.
+const ROWS_F32: [usize; 12] = [1, 2, 3, 15, 16, 17, 63, 65, 257, 1000, 4099, 50257];
+
+/// The f32 softmax row on every ISA path against f64 on the same f32 inputs, with huge logits and
+/// -inf (masked) entries: |error| ≤ 1e-6 of each probability (plus the smallest normal, for
+/// results that underflow).
+#[test]
+fn softmax_row_f32_matches_f64_on_every_path() {
+    for &d in &ROWS_F32 {
+        let mut x: Vec<f32> = data(d, d as u64 + 5)
+            .iter()
+            .map(|&v| (v * 8.0) as f32)
+            .collect();
+        x[0] = 1000.0;
+        x[d / 2] = -1000.0;
+        if d > 3 {
+            x[d - 1] = f32::NEG_INFINITY;
+            x[1] = f32::NEG_INFINITY;
+        }
+        let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+        let mx = x64.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let z: f64 = x64.iter().map(|v| (v - mx).exp()).sum();
+        for isa in Isa::available() {
+            let mut y = vec![f32::NAN; d];
+            softmax_row_isa(isa, &x, &mut y);
+            for j in 0..d {
+                let want = (x64[j] - mx).exp() / z;
+                assert!(
+                    (y[j] as f64 - want).abs() <= 1e-6 * want + f32::MIN_POSITIVE as f64,
+                    "{isa:?} d={d} at {j}: {} vs {want}",
+                    y[j]
+                );
+            }
+        }
+    }
+    // A NaN anywhere in a row makes the whole row NaN, as PyTorch's does.
+    let mut x = vec![0.5f32; 40];
+    x[7] = f32::NAN;
+    for isa in Isa::available() {
+        let mut y = vec![0.0f32; 40];
+        softmax_row_isa(isa, &x, &mut y);
+        assert!(y.iter().all(|v| v.is_nan()), "{isa:?}");
+    }
+}
+
+/// The f32 layer-norm row on every ISA path, with and without weight and bias, against f64 on the
+/// same f32 inputs (offset by 100, so the two-pass statistics matter): |error| ≤ 1e-5·(1 + |y|).
+#[test]
+fn layer_norm_row_f32_matches_f64_on_every_path() {
+    for &d in &ROWS_F32 {
+        let x: Vec<f32> = data(d, d as u64 + 9)
+            .iter()
+            .map(|&v| (v * 50.0 + 100.0) as f32)
+            .collect();
+        let w: Vec<f32> = data(d, 12).iter().map(|&v| v as f32).collect();
+        let b: Vec<f32> = data(d, 13).iter().map(|&v| v as f32).collect();
+        let eps = 1e-5f32;
+        let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+        let mean = x64.iter().sum::<f64>() / d as f64;
+        let var = x64.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / d as f64;
+        let rstd = 1.0 / (var + eps as f64).sqrt();
+        for isa in Isa::available() {
+            for (wo, bo) in [
+                (Some(&w[..]), Some(&b[..])),
+                (Some(&w[..]), None),
+                (None, Some(&b[..])),
+                (None, None),
+            ] {
+                let mut y = vec![f32::NAN; d];
+                layer_norm_row_isa(isa, &x, wo, bo, eps, &mut y);
+                for j in 0..d {
+                    let want = (x64[j] - mean) * rstd * wo.map_or(1.0, |w| w[j] as f64)
+                        + bo.map_or(0.0, |b| b[j] as f64);
+                    assert!(
+                        (y[j] as f64 - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                        "{isa:?} d={d} w={} b={} at {j}: {} vs {want}",
+                        wo.is_some(),
+                        bo.is_some(),
+                        y[j]
+                    );
+                }
             }
         }
     }
