@@ -70,28 +70,88 @@ pub fn layer_norm_bwd<T: Float>(
     if d == 0 {
         return;
     }
-    let n = T::from_f64(d as f64);
-    for (r, dxr) in dx.chunks_mut(d).enumerate() {
-        let (xr, dyr) = (&x[r * d..(r + 1) * d], &dy[r * d..(r + 1) * d]);
-        let (mean, rstd) = row_stats(xr, eps);
-        let (mut sum_g, mut sum_gx) = (T::ZERO, T::ZERO);
-        for j in 0..d {
-            let xhat = (xr[j] - mean) * rstd;
-            let g = dyr[j] * w.map_or(T::ONE, |w| w[j]);
-            sum_g += g;
-            sum_gx += g * xhat;
-            if let Some(dw) = dw.as_deref_mut() {
-                dw[j] += dyr[j] * xhat;
-            }
-            if let Some(db) = db.as_deref_mut() {
-                db[j] += dyr[j];
+    let rows = dx.len() / d;
+    // Rows in chunks that run in parallel, each adding its rows' weight and bias gradients into
+    // its own partial; the partials are then added in chunk order (the same sum on any thread
+    // count).
+    let chunk_rows = ROWS_PER_CHUNK.max(1);
+    let chunks = rows.div_ceil(chunk_rows);
+    let mut partial = vec![T::ZERO; 2 * d * chunks];
+    let work = |(c, (dxc, part)): (usize, (&mut [T], &mut [T]))| {
+        let (pdw, pdb) = part.split_at_mut(d);
+        let mut xhat = vec![T::ZERO; d];
+        for (i, dxr) in dxc.chunks_mut(d).enumerate() {
+            let r = c * chunk_rows + i;
+            let (xr, dyr) = (&x[r * d..(r + 1) * d], &dy[r * d..(r + 1) * d]);
+            layer_norm_bwd_row(xr, dyr, w, eps, &mut xhat, dxr, pdw, pdb);
+        }
+    };
+    if dx.len().saturating_mul(8) >= crate::parallel::MIN_PARALLEL_WORK && chunks > 1 {
+        use rayon::prelude::*;
+        dx.par_chunks_mut(chunk_rows * d)
+            .zip(partial.par_chunks_mut(2 * d))
+            .enumerate()
+            .for_each(work);
+    } else {
+        dx.chunks_mut(chunk_rows * d)
+            .zip(partial.chunks_mut(2 * d))
+            .enumerate()
+            .for_each(work);
+    }
+    for part in partial.chunks(2 * d) {
+        let (pdw, pdb) = part.split_at(d);
+        if let Some(dw) = dw.as_deref_mut() {
+            dw.iter_mut().zip(pdw).for_each(|(a, &p)| *a += p);
+        }
+        if let Some(db) = db.as_deref_mut() {
+            db.iter_mut().zip(pdb).for_each(|(a, &p)| *a += p);
+        }
+    }
+}
+
+/// Rows per parallel chunk of [`layer_norm_bwd`].
+const ROWS_PER_CHUNK: usize = 32;
+
+/// One row of [`layer_norm_bwd`]: `dx`, and the row's terms added into `pdw` / `pdb`; `xhat` is
+/// scratch of the row's length.
+#[allow(clippy::too_many_arguments)]
+fn layer_norm_bwd_row<T: Float>(
+    xr: &[T],
+    dyr: &[T],
+    w: Option<&[T]>,
+    eps: T,
+    xhat: &mut [T],
+    dxr: &mut [T],
+    pdw: &mut [T],
+    pdb: &mut [T],
+) {
+    let n = T::from_f64(xr.len() as f64);
+    let (mean, rstd) = row_stats(xr, eps);
+    for (h, &xv) in xhat.iter_mut().zip(xr) {
+        *h = (xv - mean) * rstd;
+    }
+    // g = dy·w, kept in dx until the means are known.
+    match w {
+        Some(w) => {
+            for ((g, &d), &wv) in dxr.iter_mut().zip(dyr).zip(w) {
+                *g = d * wv;
             }
         }
-        let (mean_g, mean_gx) = (sum_g / n, sum_gx / n);
-        for j in 0..d {
-            let xhat = (xr[j] - mean) * rstd;
-            let g = dyr[j] * w.map_or(T::ONE, |w| w[j]);
-            dxr[j] = rstd * (g - mean_g - xhat * mean_gx);
-        }
+        None => dxr.copy_from_slice(dyr),
+    }
+    let (mut sum_g, mut sum_gx) = (T::ZERO, T::ZERO);
+    for (&g, &h) in dxr.iter().zip(xhat.iter()) {
+        sum_g += g;
+        sum_gx += g * h;
+    }
+    for ((a, &d), &h) in pdw.iter_mut().zip(dyr).zip(xhat.iter()) {
+        *a += d * h;
+    }
+    for (a, &d) in pdb.iter_mut().zip(dyr) {
+        *a += d;
+    }
+    let (mean_g, mean_gx) = (sum_g / n, sum_gx / n);
+    for (g, &h) in dxr.iter_mut().zip(xhat.iter()) {
+        *g = rstd * (*g - mean_g - h * mean_gx);
     }
 }

@@ -343,8 +343,9 @@ fn layer_norm_row_f32_matches_f64_on_every_path() {
 
 #[test]
 fn layer_norm_forward_and_backward_match_reference() {
-    for &d in &ODD {
-        let rows = 3;
+    // 3 rows: one chunk of the backward; 100 rows of the wider sizes: chunks of 32 rows run in
+    // parallel, their weight and bias gradients added afterwards.
+    for (&d, rows) in ODD.iter().zip([3, 3, 3, 3, 100, 100, 100, 3]) {
         let x: Vec<f64> = data(rows * d, 11).iter().map(|v| v * 50.0 + 1e4).collect(); // large offset: two-pass stats matter
         let (w, b) = (data(d, 12), data(d, 13));
         let eps = 1e-5;
