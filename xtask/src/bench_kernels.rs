@@ -11,6 +11,7 @@
 //! `benches/kernels_torch.py` times the same rows in PyTorch and writes records of the same form;
 //! `--torch FILE` adds them to the table (run both in one sitting: the machine drifts).
 
+use ptm_cpu::attention::{attention_bwd, attention_fwd, AttentionMask, AttentionShape};
 use ptm_cpu::baseline::{gemm_crate_f32, matrixmultiply_f32};
 use ptm_cpu::cross_entropy::cross_entropy_fwd_bwd;
 use ptm_cpu::layer_norm::layer_norm_fwd;
@@ -359,9 +360,9 @@ fn run_rows(threads: usize, quick: bool, out: &mut Vec<Record>) {
     attention_rows(threads, quick, rounds, min_sample, out);
 }
 
-/// Causal attention at the kernel issue's shape through ptm-tensor's composition (two matmuls
-/// around a masked softmax: the O(T²) score matrix is written out), forward alone and with the
-/// backward. FLOPs counted as for full (non-causal) attention: 4·B·H·T²·D forward, three times
+/// Causal attention at the kernel issue's shape: ptm-cpu's fused kernel, and ptm-tensor's
+/// composition (two matmuls around a masked softmax: the O(T²) score matrix is written out),
+/// forward alone and with the backward. FLOPs counted as for full (non-causal) attention: 4·B·H·T²·D forward, three times
 /// that with the backward.
 fn attention_rows(
     threads: usize,
@@ -388,35 +389,84 @@ fn attention_rows(
         ..Default::default()
     };
     let fwd = 4.0 * (b * h * t * t * d) as f64;
+    // The fused kernel on the same values as plain f32 slices.
+    let (Ok(qs), Ok(ks), Ok(vs)) = (
+        q.flatten_all().and_then(|x| x.to_vec::<f32>()),
+        k.flatten_all().and_then(|x| x.to_vec::<f32>()),
+        v.flatten_all().and_then(|x| x.to_vec::<f32>()),
+    ) else {
+        return;
+    };
+    let sh = AttentionShape {
+        bh: b * h,
+        heads: h,
+        tq: t,
+        tk: t,
+        prefix: 0,
+        d,
+    };
+    let mask = AttentionMask {
+        causal: true,
+        key_padding: None,
+    };
+    let scale = 1.0 / (d as f32).sqrt();
+    let n = b * h * t * d;
+    let bufs = std::cell::RefCell::new((
+        vec![0.0f32; n],
+        vec![0.0f32; b * h * t * 2],
+        vec![1.0f32; n],
+        vec![0.0f32; n],
+        vec![0.0f32; n],
+        vec![0.0f32; n],
+    ));
     for (op, work, backward) in [
         ("attention_fwd", fwd, false),
         ("attention_fwd_bwd", 3.0 * fwd, true),
     ] {
-        let mut cands: Vec<Candidate> = vec![(
-            "ptm-unfused",
-            Box::new(|| {
-                if backward {
-                    let y =
-                        scaled_dot_product_attention(&q, &k, &v, opts).and_then(|y| y.sum_all());
-                    if let Ok(y) = y {
-                        black_box(y.backward().ok());
+        let mut cands: Vec<Candidate> = vec![
+            (
+                "ptm-fused",
+                Box::new(|| {
+                    let mut guard = bufs.borrow_mut();
+                    let (o, st, dout, dq, dk, dv) = &mut *guard;
+                    attention_fwd(&sh, &mask, scale, &qs, &ks, &vs, o, st);
+                    if backward {
+                        dk.fill(0.0);
+                        dv.fill(0.0);
+                        attention_bwd(&sh, &mask, scale, &qs, &ks, &vs, o, st, dout, dq, dk, dv);
                     }
-                } else {
-                    let _g = no_grad();
-                    black_box(scaled_dot_product_attention(&q, &k, &v, opts).ok());
-                }
-            }),
-        )];
+                    black_box(&*guard);
+                }),
+            ),
+            (
+                "ptm-unfused",
+                Box::new(|| {
+                    if backward {
+                        let y = scaled_dot_product_attention(&q, &k, &v, opts)
+                            .and_then(|y| y.sum_all());
+                        if let Ok(y) = y {
+                            black_box(y.backward().ok());
+                        }
+                    } else {
+                        let _g = no_grad();
+                        black_box(scaled_dot_product_attention(&q, &k, &v, opts).ok());
+                    }
+                }),
+            ),
+        ];
+        let names: Vec<&'static str> = cands.iter().map(|c| c.0).collect();
         let secs = time_interleaved(&mut cands, rounds, min_sample);
-        out.push(Record {
-            op: op.into(),
-            imp: "ptm-unfused".into(),
-            shape: vec![b, h, t, d],
-            threads,
-            median_s: secs[0],
-            rate: work / secs[0] / 1e9,
-            unit: "GFLOP/s".into(),
-        });
+        for (imp, s) in names.iter().zip(secs) {
+            out.push(Record {
+                op: op.into(),
+                imp: (*imp).into(),
+                shape: vec![b, h, t, d],
+                threads,
+                median_s: s,
+                rate: work / s / 1e9,
+                unit: "GFLOP/s".into(),
+            });
+        }
     }
 }
 

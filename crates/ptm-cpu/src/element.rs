@@ -118,6 +118,8 @@ pub trait Float:
     );
     /// `y = softmax(x)` of one row; f32 takes the lane-parallel kernel of [`crate::rows`].
     fn softmax_row(x: &[Self], y: &mut [Self]);
+    /// Softmax of one row in place; returns its maximum and `1/Σ exp(x − max)`.
+    fn softmax_row_in_place(y: &mut [Self]) -> (Self, Self);
     /// `y = (x − mean)·rstd·w + b` of one row; f32 takes [`crate::rows`].
     fn layer_norm_row(
         x: &[Self],
@@ -129,7 +131,7 @@ pub trait Float:
 }
 
 macro_rules! float_element {
-    ($t:ty, erf: $erf:path, exp: $exp:expr, tanh: $tanh:expr, sigmoid: $sigmoid:expr, map: $map:expr, gemm: $gemm:expr, softmax_row: $softmax_row:path, layer_norm_row: $layer_norm_row:path) => {
+    ($t:ty, erf: $erf:path, exp: $exp:expr, tanh: $tanh:expr, sigmoid: $sigmoid:expr, map: $map:expr, gemm: $gemm:expr, softmax_row: $softmax_row:path, softmax_in_place: $softmax_in_place:path, layer_norm_row: $layer_norm_row:path) => {
         impl Element for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -239,6 +241,10 @@ macro_rules! float_element {
                 $softmax_row(x, y)
             }
             #[inline]
+            fn softmax_row_in_place(y: &mut [Self]) -> (Self, Self) {
+                $softmax_in_place(y)
+            }
+            #[inline]
             fn layer_norm_row(
                 x: &[Self],
                 w: Option<&[Self]>,
@@ -277,6 +283,7 @@ float_element!(
     map: crate::vmath::map_f32,
     gemm: crate::matmul::gemm_f32,
     softmax_row: crate::rows::softmax_row,
+    softmax_in_place: crate::rows::softmax_row_in_place,
     layer_norm_row: crate::rows::layer_norm_row
 );
 float_element!(
@@ -288,5 +295,6 @@ float_element!(
     map: map_plain,
     gemm: |_, m, n, k, a, b, c, overwrite| crate::matmul::gemm_portable(m, n, k, a, b, c, overwrite),
     softmax_row: crate::softmax::softmax_row_generic,
+    softmax_in_place: crate::softmax::softmax_row_in_place_generic,
     layer_norm_row: crate::layer_norm::layer_norm_row_generic
 );

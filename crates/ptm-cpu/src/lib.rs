@@ -24,6 +24,7 @@
 
 #![warn(missing_docs)]
 
+pub mod attention;
 #[cfg(feature = "bench-baselines")]
 pub mod baseline;
 pub mod conv;

@@ -55,19 +55,19 @@ fn sum_lanes(x: &[f32], f: impl Fn(f32) -> f32) -> f64 {
     total
 }
 
-/// `y = exp(x − max(x)) / Σ exp(x − max(x))`: one pass for the max, one writing the exponentials
-/// and summing them, one scaling.
+/// `y = exp(x − max(x)) / Σ exp(x − max(x))` in place: one pass for the max, one writing the
+/// exponentials and summing them, one scaling. Returns the max and `1/Σ` (what attention's
+/// backward needs to rebuild the weights).
 #[inline(always)]
-fn softmax_body(x: &[f32], y: &mut [f32]) {
-    let mx = max_lanes(x);
+fn softmax_body(y: &mut [f32]) -> (f32, f32) {
+    let mx = max_lanes(y);
     let mut total = 0.0f64;
-    for (xb, yb) in x.chunks(BLOCK).zip(y.chunks_mut(BLOCK)) {
+    for yb in y.chunks_mut(BLOCK) {
         let mut s = [0.0f32; LANES];
-        let mut xc = xb.chunks_exact(LANES);
         let mut yc = yb.chunks_exact_mut(LANES);
-        for (xs, ys) in (&mut xc).zip(&mut yc) {
+        for ys in &mut yc {
             for l in 0..LANES {
-                let e = exp(xs[l] - mx);
+                let e = exp(ys[l] - mx);
                 ys[l] = e;
                 s[l] += e;
             }
@@ -76,8 +76,8 @@ fn softmax_body(x: &[f32], y: &mut [f32]) {
         for &v in s.iter() {
             t += v as f64;
         }
-        for (&xv, yv) in xc.remainder().iter().zip(yc.into_remainder()) {
-            let e = exp(xv - mx);
+        for yv in yc.into_remainder() {
+            let e = exp(*yv - mx);
             *yv = e;
             t += e as f64;
         }
@@ -87,6 +87,7 @@ fn softmax_body(x: &[f32], y: &mut [f32]) {
     for v in y.iter_mut() {
         *v *= inv;
     }
+    (mx, inv)
 }
 
 /// `y = (x − mean)·rstd·w + b` with the mean and the (biased) variance of the row, two passes for
@@ -125,8 +126,8 @@ macro_rules! per_isa {
     ($softmax:ident, $layer_norm:ident, $features:literal) => {
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = $features)]
-        fn $softmax(x: &[f32], y: &mut [f32]) {
-            softmax_body(x, y)
+        fn $softmax(y: &mut [f32]) -> (f32, f32) {
+            softmax_body(y)
         }
 
         #[cfg(target_arch = "x86_64")]
@@ -140,26 +141,35 @@ macro_rules! per_isa {
 per_isa!(softmax_avx512, layer_norm_avx512, "avx512f");
 per_isa!(softmax_avx2, layer_norm_avx2, "avx2,fma");
 
-/// Softmax of one row on the path `isa`.
+/// Softmax of one row in place on the path `isa`; returns the row's maximum and `1/Σ exp(x − max)`.
 ///
 /// # Panics
-/// If this CPU cannot run `isa`, or the row lengths differ.
-pub fn softmax_row_isa(isa: Isa, x: &[f32], y: &mut [f32]) {
+/// If this CPU cannot run `isa`.
+pub fn softmax_row_in_place_isa(isa: Isa, y: &mut [f32]) -> (f32, f32) {
     assert!(
         isa.is_available(),
         "rows: this CPU cannot run the {} path",
         isa.name()
     );
-    assert_eq!(x.len(), y.len(), "softmax row: x and y differ in length");
     match isa {
         // SAFETY: AVX-512F availability was asserted above.
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { softmax_avx512(x, y) },
+        Isa::Avx512 => unsafe { softmax_avx512(y) },
         // SAFETY: AVX2 and FMA availability was asserted above.
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { softmax_avx2(x, y) },
-        _ => softmax_body(x, y),
+        Isa::Avx2 => unsafe { softmax_avx2(y) },
+        _ => softmax_body(y),
     }
+}
+
+/// Softmax of one row on the path `isa`.
+///
+/// # Panics
+/// If this CPU cannot run `isa`, or the row lengths differ.
+pub fn softmax_row_isa(isa: Isa, x: &[f32], y: &mut [f32]) {
+    assert_eq!(x.len(), y.len(), "softmax row: x and y differ in length");
+    y.copy_from_slice(x);
+    softmax_row_in_place_isa(isa, y);
 }
 
 /// Layer norm of one row on the path `isa`; `w`, `b` as long as the row when given.
@@ -198,6 +208,11 @@ pub fn layer_norm_row_isa(
 /// [`softmax_row_isa`] on the selected path.
 pub fn softmax_row(x: &[f32], y: &mut [f32]) {
     softmax_row_isa(Isa::selected(), x, y)
+}
+
+/// [`softmax_row_in_place_isa`] on the selected path.
+pub fn softmax_row_in_place(y: &mut [f32]) -> (f32, f32) {
+    softmax_row_in_place_isa(Isa::selected(), y)
 }
 
 /// [`layer_norm_row_isa`] on the selected path.

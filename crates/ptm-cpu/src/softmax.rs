@@ -39,9 +39,17 @@ pub fn softmax_fwd<T: Float>(x: &[T], y: &mut [T], d: usize) {
 
 /// One row of [`softmax_fwd`] for any float type (f64's path; f32 has [`crate::rows`]).
 pub fn softmax_row_generic<T: Float>(xr: &[T], yr: &mut [T]) {
-    exp_shifted(xr, row_max(xr), yr);
-    let inv = T::from_f64(1.0 / sum_f64(yr));
-    yr.iter_mut().for_each(|v| *v *= inv);
+    yr.copy_from_slice(xr);
+    softmax_row_in_place_generic(yr);
+}
+
+/// [`softmax_row_generic`] in place; returns the row's maximum and `1/Σ exp(x − max)`.
+pub fn softmax_row_in_place_generic<T: Float>(y: &mut [T]) -> (T, T) {
+    let mx = row_max(y);
+    T::map_slice(y, |v| (v - mx).exp());
+    let inv = T::from_f64(1.0 / sum_f64(y));
+    y.iter_mut().for_each(|v| *v *= inv);
+    (mx, inv)
 }
 
 /// `dx = y ⊙ (dy − Σ dy⊙y)` for each row, from the forward output `y`.
