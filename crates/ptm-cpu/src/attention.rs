@@ -221,6 +221,9 @@ pub fn attention_fwd<T: Float>(
     }
 }
 
+/// One head's gradient buffers in the backward's parallel loop: (entry, ((dq, dk), dv)).
+type HeadGrads<'a, T> = (usize, ((&'a mut [T], &'a mut [T]), &'a mut [T]));
+
 /// Backward: from the forward's `o` and `stats` and the output gradient `dout`, writes `dq` and
 /// adds into `dk`, `dv` (zero them first for plain gradients).
 ///
@@ -257,7 +260,7 @@ pub fn attention_bwd<T: Float>(
         return;
     }
     // One head per task: its key and value gradients gather every query block's terms.
-    let run = |(e, ((dqe, dke), dve)): (usize, ((&mut [T], &mut [T]), &mut [T]))| {
+    let run = |(e, ((dqe, dke), dve)): HeadGrads<T>| {
         let mut p = vec![T::ZERO; QUERY_BLOCK * tk];
         let mut dp = vec![T::ZERO; QUERY_BLOCK * tk];
         for (b, dqb) in dqe.chunks_mut(QUERY_BLOCK * d).enumerate() {
