@@ -355,5 +355,10 @@ fn input_grads(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<(Tensor, Tensor)
             Ok(res)
         }
         Op::Unfold(x, geom) => one(x, crate::ops::conv::unfold_backward(g, geom, x.dtype())?),
+        Op::Attention { q, k, v, saved } => {
+            let (dq, dk, dv) =
+                crate::ops::attention::fused_attention_backward(q, k, v, saved, out, g)?;
+            Ok(vec![(q.clone(), dq), (k.clone(), dk), (v.clone(), dv)])
+        }
     }
 }

@@ -126,6 +126,7 @@ op_kinds!(
     CrossEntropy,
     LinearCrossEntropy,
     Unfold,
+    Attention,
 );
 
 /// How a tracked tensor was computed from its inputs.
@@ -175,6 +176,13 @@ pub(crate) enum Op {
         grad_weight: Option<Tensor>,
     },
     Unfold(Tensor, Conv2dGeometry),
+    /// Fused scaled-dot-product attention (`k`, `v` with any prefix keys already in front).
+    Attention {
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        saved: std::sync::Arc<crate::ops::attention::AttentionSaved>,
+    },
 }
 
 impl Op {
@@ -198,6 +206,7 @@ impl Op {
             | Op::CrossEntropy { logits: a, .. } => vec![a],
             Op::Binary(a, b, _) | Op::Matmul(a, b) | Op::WhereCond(_, a, b) => vec![a, b],
             Op::LinearCrossEntropy { hidden, weight, .. } => vec![hidden, weight],
+            Op::Attention { q, k, v, .. } => vec![q, k, v],
             Op::Cat(xs, _) => xs.iter().collect(),
             Op::LayerNorm {
                 x, weight, bias, ..
@@ -260,6 +269,7 @@ impl Op {
             Op::CrossEntropy { .. } => OpKind::CrossEntropy,
             Op::LinearCrossEntropy { .. } => OpKind::LinearCrossEntropy,
             Op::Unfold(..) => OpKind::Unfold,
+            Op::Attention { .. } => OpKind::Attention,
         }
     }
 }

@@ -487,3 +487,54 @@ fn values_borrow_when_contiguous_and_copy_otherwise() {
     );
     assert!(t.values::<f64>().is_err());
 }
+
+/// Without dropout attention runs the fused kernel; with dropout, the composition (matmul,
+/// masked softmax, matmul). A dropout rate so small that no weight is dropped (and the 1/(1-p)
+/// factor rounds to 1) takes the composition with the same values: outputs and gradients must
+/// agree, masks included (a batch entry whose keys are all padded gets uniform weights in both).
+#[test]
+fn fused_and_composed_attention_agree_on_values_and_gradients() {
+    let (b, h, tq, tk, p, d) = (2, 3, 5, 7, 2, 4);
+    let q = randn(&[b, h, tq, d], 31).as_var();
+    let k = randn(&[b, h, tk, d], 32).as_var();
+    let v = randn(&[b, h, tk, d], 33).as_var();
+    let (pk, pv) = (
+        randn(&[1, h, p, d], 34).as_var(),
+        randn(&[1, h, p, d], 35).as_var(),
+    );
+    let mut pad = vec![1i64; b * tk];
+    pad[2] = 0;
+    pad[tk..].iter_mut().for_each(|x| *x = 0);
+    let mask = Tensor::from_vec(pad, [b, tk], &Device::Cpu).unwrap();
+    let weights = randn(&[b, h, tq, d], 36);
+    let run = |dropout: Option<(f64, u64)>| {
+        let opts = AttentionOptions {
+            causal: true,
+            key_padding_mask: Some(&mask),
+            prefix: Some((&pk, &pv)),
+            scale: Some(0.45),
+            dropout,
+        };
+        let out = scaled_dot_product_attention(&q, &k, &v, opts).unwrap();
+        let grads = out
+            .mul(&weights)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let mut vals = vec![out.to_f64_vec().unwrap()];
+        for t in [&q, &k, &v, &pk, &pv] {
+            vals.push(grads.get(t).unwrap().to_f64_vec().unwrap());
+        }
+        vals
+    };
+    let fused = run(None);
+    let composed = run(Some((1e-300, 7)));
+    for (what, (f, c)) in ["out", "dq", "dk", "dv", "d prefix k", "d prefix v"]
+        .iter()
+        .zip(fused.iter().zip(&composed))
+    {
+        assert_close(f, c, 1e-12, what);
+    }
+}

@@ -1,6 +1,7 @@
 //! The ops, one file per family. Each op checks its arguments, computes through `ptm-cpu`, and
 //! records itself for backward; the backward rules live in `backprop.rs`.
 
+pub(crate) mod attention;
 pub(crate) mod binary;
 pub(crate) mod cast;
 pub(crate) mod conv;

@@ -336,6 +336,18 @@ pub fn scaled_dot_product_attention(
         None => (k.clone(), v.clone(), 0),
     };
     let scale = opts.scale.unwrap_or(1.0 / (d as f64).sqrt());
+    let dropout = matches!(opts.dropout, Some((rate, _)) if rate > 0.0);
+    if !dropout {
+        // The fused kernel: same masking, the score matrix never stored.
+        let padding = match opts.key_padding_mask {
+            Some(m) => {
+                check_padding(m, b, tk)?;
+                Some(m.to_f64_vec()?.into_iter().map(|x| x as f32).collect())
+            }
+            None => None,
+        };
+        return crate::ops::attention::fused_attention(q, &k, &v, opts.causal, padding, p, scale);
+    }
     let scores = q.matmul(&k.transpose(2, 3)?)?.mul_scalar(scale)?;
     let mask = attention_mask(&opts, b, tq, tk, p)?;
     let scores = match mask {
@@ -359,6 +371,19 @@ fn bad_prefix(t: &Tensor, want: [usize; 4]) -> Error {
     }
 }
 
+/// An error unless the padding mask is `[batch, keys]`.
+fn check_padding(m: &Tensor, b: usize, tk: usize) -> Result<()> {
+    if m.dims() != [b, tk] {
+        return Err(Error::ShapeMismatch {
+            op: "attention",
+            lhs: m.shape().clone(),
+            rhs: vec![b, tk].into(),
+            note: "key_padding_mask must be [batch, keys]".into(),
+        });
+    }
+    Ok(())
+}
+
 /// The `[batch or 1, 1, tq, p + tk]` u32 mask of allowed (query, key) pairs, or `None` if all are.
 fn attention_mask(
     opts: &AttentionOptions,
@@ -372,14 +397,7 @@ fn attention_mask(
     }
     let pad: Option<Vec<f64>> = match opts.key_padding_mask {
         Some(m) => {
-            if m.dims() != [b, tk] {
-                return Err(Error::ShapeMismatch {
-                    op: "attention",
-                    lhs: m.shape().clone(),
-                    rhs: vec![b, tk].into(),
-                    note: "key_padding_mask must be [batch, keys]".into(),
-                });
-            }
+            check_padding(m, b, tk)?;
             Some(m.to_f64_vec()?)
         }
         None => None,

@@ -1,0 +1,122 @@
+//! The fused attention op: `scaled_dot_product_attention` without dropout runs ptm-cpu's fused
+//! kernel (the score matrix is never stored) and records one graph node whose backward is the
+//! kernel's backward.
+
+use crate::error::Result;
+use crate::op::Op;
+use crate::storage::{float_dispatch, Compute};
+use crate::{Layout, Tensor};
+use ptm_cpu::attention::{attention_bwd, attention_fwd, AttentionMask, AttentionShape};
+use ptm_cpu::Element;
+use std::sync::Arc;
+
+/// What the backward needs besides the inputs and the output.
+#[derive(Debug)]
+pub(crate) struct AttentionSaved {
+    /// Per query: the row maximum and `1/Σ exp` of its weights, `[batch·heads, tq, 2]`.
+    stats: Tensor,
+    shape: AttentionShape,
+    causal: bool,
+    /// `[batch, keys]` (without the prefix), 0 for padding.
+    padding: Option<Vec<f32>>,
+    scale: f64,
+}
+
+impl AttentionSaved {
+    fn mask(&self) -> AttentionMask<'_> {
+        AttentionMask {
+            causal: self.causal,
+            key_padding: self.padding.as_deref(),
+        }
+    }
+}
+
+/// `softmax(q·kᵀ·scale + mask)·v` for `[batch, heads, t, d]` tensors whose `k`, `v` already hold
+/// the `prefix` keys first; the caller has checked the shapes.
+pub(crate) fn fused_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    causal: bool,
+    padding: Option<Vec<f32>>,
+    prefix: usize,
+    scale: f64,
+) -> Result<Tensor> {
+    let (b, h, tq, d) = (q.dims()[0], q.dims()[1], q.dims()[2], q.dims()[3]);
+    let shape = AttentionShape {
+        bh: b * h,
+        heads: h,
+        tq,
+        tk: k.dims()[2],
+        prefix,
+        d,
+    };
+    let mask = AttentionMask {
+        causal,
+        key_padding: padding.as_deref(),
+    };
+    let dtype = q.dtype();
+    let (o, stats) = float_dispatch!(dtype, "attention", T => {
+        let (qv, kv, vv) = (
+            T::read(q.storage(), q.layout()),
+            T::read(k.storage(), k.layout()),
+            T::read(v.storage(), v.layout()),
+        );
+        let mut o = vec![T::ZERO; qv.len()];
+        let mut st = vec![T::ZERO; b * h * tq * 2];
+        attention_fwd(&shape, &mask, T::from_f64(scale), &qv, &kv, &vv, &mut o, &mut st);
+        (T::write(o, dtype), T::write(st, dtype))
+    });
+    let stats = Tensor::from_storage(stats, vec![b * h, tq, 2].into(), None);
+    let op = Op::Attention {
+        q: q.clone(),
+        k: k.clone(),
+        v: v.clone(),
+        saved: Arc::new(AttentionSaved {
+            stats,
+            shape,
+            causal,
+            padding,
+            scale,
+        }),
+    };
+    Ok(Tensor::from_parts(
+        Arc::new(o),
+        Layout::contiguous(q.shape().clone()),
+        Some(op),
+    ))
+}
+
+/// Gradients of q, k and v from the output `out` and its gradient `g`.
+pub(crate) fn fused_attention_backward(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    saved: &AttentionSaved,
+    out: &Tensor,
+    g: &Tensor,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let dtype = q.dtype();
+    let sh = &saved.shape;
+    let (dq, dk, dv) = float_dispatch!(dtype, "attention", T => {
+        let (qv, kv, vv) = (
+            T::read(q.storage(), q.layout()),
+            T::read(k.storage(), k.layout()),
+            T::read(v.storage(), v.layout()),
+        );
+        let (ov, gv) = (T::read(out.storage(), out.layout()), T::read(g.storage(), g.layout()));
+        let st = T::read(saved.stats.storage(), saved.stats.layout());
+        let mut dq = vec![T::ZERO; qv.len()];
+        let (mut dk, mut dv) = (vec![T::ZERO; kv.len()], vec![T::ZERO; vv.len()]);
+        attention_bwd(
+            sh, &saved.mask(), T::from_f64(saved.scale), &qv, &kv, &vv, &ov, &st, &gv,
+            &mut dq, &mut dk, &mut dv,
+        );
+        (T::write(dq, dtype), T::write(dk, dtype), T::write(dv, dtype))
+    });
+    Ok((
+        Tensor::from_storage(dq, q.shape().clone(), None),
+        Tensor::from_storage(dk, k.shape().clone(), None),
+        Tensor::from_storage(dv, v.shape().clone(), None),
+    ))
+}
