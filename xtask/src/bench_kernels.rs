@@ -153,6 +153,29 @@ fn cross_entropy_textbook(
     loss * scale
 }
 
+/// Times the candidates of one row and appends a record for each.
+fn measure(
+    row: &Row,
+    threads: usize,
+    cands: &mut [Candidate],
+    rounds: usize,
+    min_sample: f64,
+    out: &mut Vec<Record>,
+) {
+    let secs = time_interleaved(cands, rounds, min_sample);
+    for ((imp, _), s) in cands.iter().zip(secs) {
+        out.push(Record {
+            op: row.op.into(),
+            imp: (*imp).into(),
+            shape: row.shape.clone(),
+            threads,
+            median_s: s,
+            rate: row.work / s / 1e9,
+            unit: row.unit.into(),
+        });
+    }
+}
+
 struct Row {
     op: &'static str,
     shape: Vec<usize>,
@@ -165,19 +188,6 @@ struct Row {
 fn run_rows(threads: usize, quick: bool, out: &mut Vec<Record>) {
     let rounds = if quick { 3 } else { 7 };
     let min_sample = if quick { 0.02 } else { 0.05 };
-    let mut push = |row: &Row, names: &[&'static str], secs: Vec<f64>| {
-        for (imp, s) in names.iter().zip(secs) {
-            out.push(Record {
-                op: row.op.into(),
-                imp: (*imp).into(),
-                shape: row.shape.clone(),
-                threads,
-                median_s: s,
-                rate: row.work / s / 1e9,
-                unit: row.unit.into(),
-            });
-        }
-    };
     // matmul: square sizes, then GPT-2 small's products at 512 tokens (M, K, N).
     let mut shapes: Vec<(usize, usize, usize)> = [64, 128, 256, 512, 1024, 2048]
         .iter()
@@ -248,9 +258,7 @@ fn run_rows(threads: usize, quick: bool, out: &mut Vec<Record>) {
                 }),
             ));
         }
-        let names: Vec<&'static str> = cands.iter().map(|c| c.0).collect();
-        let secs = time_interleaved(&mut cands, rounds, min_sample);
-        push(&row, &names, secs);
+        measure(&row, threads, &mut cands, rounds, min_sample, out);
     }
 
     // Row kernels on inputs larger than L2: bytes read + written per call.
@@ -277,9 +285,7 @@ fn run_rows(threads: usize, quick: bool, out: &mut Vec<Record>) {
                 }),
             ),
         ];
-        let names: Vec<&'static str> = cands.iter().map(|c| c.0).collect();
-        let secs = time_interleaved(&mut cands, rounds, min_sample);
-        push(&row, &names, secs);
+        measure(&row, threads, &mut cands, rounds, min_sample, out);
     }
     {
         let (rows, d) = (8192usize, 768usize);
@@ -307,9 +313,7 @@ fn run_rows(threads: usize, quick: bool, out: &mut Vec<Record>) {
                 }),
             ),
         ];
-        let names: Vec<&'static str> = cands.iter().map(|c| c.0).collect();
-        let secs = time_interleaved(&mut cands, rounds, min_sample);
-        push(&row, &names, secs);
+        measure(&row, threads, &mut cands, rounds, min_sample, out);
     }
     {
         // Loss and gradient of 256 positions over GPT-2's vocabulary: logits read, gradient
@@ -353,16 +357,15 @@ fn run_rows(threads: usize, quick: bool, out: &mut Vec<Record>) {
                 }),
             ),
         ];
-        let names: Vec<&'static str> = cands.iter().map(|c| c.0).collect();
-        let secs = time_interleaved(&mut cands, rounds, min_sample);
-        push(&row, &names, secs);
+        measure(&row, threads, &mut cands, rounds, min_sample, out);
     }
     attention_rows(threads, quick, rounds, min_sample, out);
 }
 
-/// Causal attention at the kernel issue's shape: ptm-cpu's fused kernel, and ptm-tensor's
-/// composition (two matmuls around a masked softmax: the O(T²) score matrix is written out),
-/// forward alone and with the backward. FLOPs counted as for full (non-causal) attention: 4·B·H·T²·D forward, three times
+/// Causal attention at the kernel issue's shape: ptm-cpu's fused kernel on slices, the same
+/// through ptm-tensor's `scaled_dot_product_attention` (graph and copies included), and the
+/// composition it replaced (two matmuls around a masked softmax: the O(T²) score matrix written
+/// out), forward alone and with the backward. FLOPs counted as for full (non-causal) attention: 4·B·H·T²·D forward, three times
 /// that with the backward.
 fn attention_rows(
     threads: usize,
@@ -389,6 +392,19 @@ fn attention_rows(
         ..Default::default()
     };
     let fwd = 4.0 * (b * h * t * t * d) as f64;
+    // The composition ptm-tensor used before the fused kernel (and still uses under dropout):
+    // scores written out, masked, softmax, weighted values.
+    let hidden: Vec<u32> = (0..t * t).map(|x| u32::from(x % t > x / t)).collect();
+    let Ok(hidden) = Tensor::from_vec(hidden, [1, 1, t, t], &Device::Cpu) else {
+        return;
+    };
+    let composed = |q: &Tensor, k: &Tensor, v: &Tensor| {
+        q.matmul(&k.transpose(2, 3)?)?
+            .mul_scalar(1.0 / (d as f64).sqrt())?
+            .masked_fill(&hidden, f32::MIN as f64)?
+            .softmax(-1)?
+            .matmul(v)
+    };
     // The fused kernel on the same values as plain f32 slices.
     let (Ok(qs), Ok(ks), Ok(vs)) = (
         q.flatten_all().and_then(|x| x.to_vec::<f32>()),
@@ -439,7 +455,7 @@ fn attention_rows(
                 }),
             ),
             (
-                "ptm-unfused",
+                "ptm-tensor",
                 Box::new(|| {
                     if backward {
                         let y = scaled_dot_product_attention(&q, &k, &v, opts)
@@ -453,20 +469,27 @@ fn attention_rows(
                     }
                 }),
             ),
+            (
+                "ptm-unfused",
+                Box::new(|| {
+                    if backward {
+                        if let Ok(y) = composed(&q, &k, &v).and_then(|y| y.sum_all()) {
+                            black_box(y.backward().ok());
+                        }
+                    } else {
+                        let _g = no_grad();
+                        black_box(composed(&q, &k, &v).ok());
+                    }
+                }),
+            ),
         ];
-        let names: Vec<&'static str> = cands.iter().map(|c| c.0).collect();
-        let secs = time_interleaved(&mut cands, rounds, min_sample);
-        for (imp, s) in names.iter().zip(secs) {
-            out.push(Record {
-                op: op.into(),
-                imp: (*imp).into(),
-                shape: vec![b, h, t, d],
-                threads,
-                median_s: s,
-                rate: work / s / 1e9,
-                unit: "GFLOP/s".into(),
-            });
-        }
+        let row = Row {
+            op,
+            shape: vec![b, h, t, d],
+            unit: "GFLOP/s",
+            work,
+        };
+        measure(&row, threads, &mut cands, rounds, min_sample, out);
     }
 }
 
