@@ -6,17 +6,8 @@
 
 use ptm_cpu::attention::{attention_bwd, attention_fwd, AttentionMask, AttentionShape};
 
-fn data(n: usize, seed: u64) -> Vec<f64> {
-    let mut s = seed.wrapping_add(0x9E37_79B9);
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-        })
-        .collect()
-}
+mod common;
+use common::data;
 
 /// One case: shape, causal, padding (per batch, over the non-prefix keys).
 struct Case {

@@ -13,18 +13,8 @@ const ODD: [usize; 8] = [1, 2, 3, 15, 17, 63, 65, 130];
 /// Matmul sizes: odd ones, and ones that cross the packed driver's blocks (MC 96, NC 256, KC 256).
 const MM: [usize; 10] = [1, 2, 3, 13, 17, 33, 65, 97, 130, 300];
 
-fn data(n: usize, seed: u64) -> Vec<f64> {
-    // A small LCG: deterministic values in [-1, 1).
-    let mut s = seed.wrapping_add(0x9E37_79B9);
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-        })
-        .collect()
-}
+mod common;
+use common::data;
 
 fn close(got: f64, want: f64, tol: f64) -> bool {
     (got - want).abs() <= tol * (1.0 + want.abs())
