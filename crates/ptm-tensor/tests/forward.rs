@@ -538,3 +538,46 @@ fn fused_and_composed_attention_agree_on_values_and_gradients() {
         assert_close(f, c, 1e-12, what);
     }
 }
+
+/// The fused attention on bf16 tensors (computed in f32) against the same inputs in f64: values
+/// and gradients within 3e-2 of 1 + |reference| — bf16 keeps 8 bits, and outputs and gradients
+/// are rounded to it (a loose bound: it checks the bf16 path end to end, not the last bit).
+#[test]
+fn bf16_attention_values_and_gradients_follow_f64() {
+    let (b, h, t, d) = (2, 2, 9, 8);
+    let inputs = [
+        randn(&[b, h, t, d], 41),
+        randn(&[b, h, t, d], 42),
+        randn(&[b, h, t, d], 43),
+    ];
+    let weights = randn(&[b, h, t, d], 44);
+    let run = |dtype: DType| {
+        // The bf16-rounded inputs in both runs, so only the computation differs.
+        let xs: Vec<Tensor> = inputs
+            .iter()
+            .map(|x| {
+                x.to_dtype(DType::BF16)
+                    .unwrap()
+                    .to_dtype(dtype)
+                    .unwrap()
+                    .as_var()
+            })
+            .collect();
+        let opts = AttentionOptions {
+            causal: true,
+            ..Default::default()
+        };
+        let out = scaled_dot_product_attention(&xs[0], &xs[1], &xs[2], opts).unwrap();
+        let w = weights.to_dtype(dtype).unwrap();
+        let grads = out.mul(&w).unwrap().sum_all().unwrap().backward().unwrap();
+        let mut vals = vec![out.to_f64_vec().unwrap()];
+        for x in &xs {
+            vals.push(grads.get(x).unwrap().to_f64_vec().unwrap());
+        }
+        vals
+    };
+    let (exact, low) = (run(DType::F64), run(DType::BF16));
+    for (what, (l, e)) in ["out", "dq", "dk", "dv"].iter().zip(low.iter().zip(&exact)) {
+        assert_close(l, e, 3e-2, what);
+    }
+}

@@ -5,7 +5,7 @@
 use crate::error::Result;
 use crate::op::Op;
 use crate::storage::{float_dispatch, Compute};
-use crate::{Layout, Tensor};
+use crate::{DType, Layout, Tensor};
 use ptm_cpu::attention::{attention_bwd, attention_fwd, AttentionMask, AttentionShape};
 use ptm_cpu::Element;
 use std::sync::Arc;
@@ -56,6 +56,11 @@ pub(crate) fn fused_attention(
         key_padding: padding.as_deref(),
     };
     let dtype = q.dtype();
+    let stats_dtype = if dtype == DType::F64 {
+        DType::F64
+    } else {
+        DType::F32
+    };
     let (o, stats) = float_dispatch!(dtype, "attention", T => {
         let (qv, kv, vv) = (
             T::read(q.storage(), q.layout()),
@@ -65,7 +70,9 @@ pub(crate) fn fused_attention(
         let mut o = vec![T::ZERO; qv.len()];
         let mut st = vec![T::ZERO; b * h * tq * 2];
         attention_fwd(&shape, &mask, T::from_f64(scale), &qv, &kv, &vv, &mut o, &mut st);
-        (T::write(o, dtype), T::write(st, dtype))
+        // The statistics stay in the compute precision (f32 for the 16-bit types): rounded to
+        // bf16, a saved maximum would scale the rebuilt weights by up to ~1 %.
+        (T::write(o, dtype), T::write(st, stats_dtype))
     });
     let stats = Tensor::from_storage(stats, vec![b * h, tq, 2].into(), None);
     let op = Op::Attention {
