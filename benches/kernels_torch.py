@@ -1,8 +1,8 @@
 """The rows of `cargo xtask bench kernels` timed in PyTorch (run by hand, in a venv with torch):
-matmul, softmax, layer norm, cross-entropy forward+backward and causal scaled_dot_product_attention
-(forward, forward+backward), on 1 and 2 threads, as JSON records of the same form, which
-`cargo xtask bench kernels --torch FILE` puts in its table. Run the two in one sitting: this
-machine drifts between runs.
+matmul, softmax forward and backward, layer norm, cross-entropy forward+backward and causal
+scaled_dot_product_attention (forward, forward+backward), on 1 and 2 threads, as JSON records of
+the same form, which `cargo xtask bench kernels --torch FILE` puts in its table. Run the two in
+one sitting: this machine drifts between runs.
 
     /work/refenv/bin/python benches/kernels_torch.py [--quick] > /tmp/torch.json
     cargo xtask bench kernels --torch /tmp/torch.json [--quick]
@@ -61,6 +61,13 @@ def main():
                 y = torch.empty_like(x)
                 secs = median_time(lambda: torch.softmax(x, -1, out=y), rounds, min_sample)
                 add("softmax", [rows, d], threads, secs, 8.0 * rows * d, "GB/s")
+            rows, d = 8192, 1024
+            y = torch.softmax(torch.randn(rows, d), -1)
+            dy = torch.randn(rows, d)
+            secs = median_time(
+                lambda: torch._softmax_backward_data(dy, y, -1, torch.float32), rounds, min_sample
+            )
+            add("softmax_bwd", [rows, d], threads, secs, 12.0 * rows * d, "GB/s")
             rows, d = 8192, 768
             x, w, b = torch.randn(rows, d), torch.randn(d), torch.randn(d)
             secs = median_time(lambda: F.layer_norm(x, (d,), w, b, 1e-5), rounds, min_sample)

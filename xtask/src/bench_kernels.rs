@@ -16,7 +16,7 @@ use ptm_cpu::baseline::{gemm_crate_f32, matrixmultiply_f32};
 use ptm_cpu::cross_entropy::cross_entropy_fwd_bwd;
 use ptm_cpu::layer_norm::layer_norm_fwd;
 use ptm_cpu::matmul::{matmul, MatRef};
-use ptm_cpu::softmax::softmax_fwd;
+use ptm_cpu::softmax::{softmax_bwd, softmax_fwd};
 use ptm_tensor::{DType, Device, Rng, Tensor};
 use std::hint::black_box;
 use std::time::Instant;
@@ -92,12 +92,18 @@ fn naive_matmul(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32
     }
 }
 
-/// `f` over blocks of 16 rows of `x` and `y` in parallel (the textbook kernels use the threads
-/// too, as PyTorch's would).
-fn par_rows(x: &[f32], y: &mut [f32], d: usize, f: impl Fn(&[f32], &mut [f32]) + Sync) {
+/// `f` over blocks of 16 rows of `x` (rows of `x_row` values) and of `y` (rows of `y_row`) in
+/// parallel: the textbook kernels use the threads too, as PyTorch's would.
+fn par_rows(
+    x: &[f32],
+    x_row: usize,
+    y: &mut [f32],
+    y_row: usize,
+    f: impl Fn(&[f32], &mut [f32]) + Sync,
+) {
     use rayon::prelude::*;
-    y.par_chunks_mut(16 * d)
-        .zip(x.par_chunks(16 * d))
+    y.par_chunks_mut(16 * y_row)
+        .zip(x.par_chunks(16 * x_row))
         .for_each(|(yb, xb)| f(xb, yb));
 }
 
@@ -111,6 +117,17 @@ fn softmax_textbook(x: &[f32], y: &mut [f32], d: usize) {
             sum += *yv;
         }
         yr.iter_mut().for_each(|v| *v /= sum);
+    }
+}
+
+/// `dx = y ∘ (dy − Σ dy∘y)` per row, the dot as one running sum; rows of `pairs` hold `y` and
+/// `dy` interleaved (`2·d` values).
+fn softmax_bwd_textbook(pairs: &[f32], dx: &mut [f32], d: usize) {
+    for (pr, dr) in pairs.chunks(2 * d).zip(dx.chunks_mut(d)) {
+        let dot: f32 = pr.chunks(2).map(|p| p[0] * p[1]).sum();
+        for (g, p) in dr.iter_mut().zip(pr.chunks(2)) {
+            *g = p[0] * (p[1] - dot);
+        }
     }
 }
 
@@ -279,8 +296,39 @@ fn run_rows(threads: usize, quick: bool, out: &mut Vec<Record>) {
             (
                 "textbook",
                 Box::new(|| {
-                    par_rows(&x, &mut cell.borrow_mut(), d, |xb, yb| {
+                    par_rows(&x, d, &mut cell.borrow_mut(), d, |xb, yb| {
                         softmax_textbook(xb, yb, d)
+                    })
+                }),
+            ),
+        ];
+        measure(&row, threads, &mut cands, rounds, min_sample, out);
+    }
+    {
+        // Softmax backward from the forward's output: y and dy read, dx written.
+        let (rows, d) = (8192usize, 1024usize);
+        let mut y = randn(rows * d, 9);
+        softmax_fwd(&y.clone(), &mut y, d);
+        let dy = randn(rows * d, 10);
+        let cell = std::cell::RefCell::new(vec![0.0f32; rows * d]);
+        let row = Row {
+            op: "softmax_bwd",
+            shape: vec![rows, d],
+            unit: "GB/s",
+            work: 12.0 * (rows * d) as f64,
+        };
+        let yy: Vec<f32> = y.iter().zip(&dy).flat_map(|(&a, &b)| [a, b]).collect();
+        let mut cands: Vec<Candidate> = vec![
+            (
+                "ptm",
+                Box::new(|| softmax_bwd(&y, &dy, &mut cell.borrow_mut(), d)),
+            ),
+            (
+                "textbook",
+                // y and dy interleaved so that one parallel row split covers both.
+                Box::new(|| {
+                    par_rows(&yy, 2 * d, &mut cell.borrow_mut(), d, |pairs, dxb| {
+                        softmax_bwd_textbook(pairs, dxb, d)
                     })
                 }),
             ),
@@ -307,7 +355,7 @@ fn run_rows(threads: usize, quick: bool, out: &mut Vec<Record>) {
             (
                 "textbook",
                 Box::new(|| {
-                    par_rows(&x, &mut cell.borrow_mut(), d, |xb, yb| {
+                    par_rows(&x, d, &mut cell.borrow_mut(), d, |xb, yb| {
                         layer_norm_textbook(xb, &w, &b, yb, d)
                     })
                 }),

@@ -120,6 +120,8 @@ pub trait Float:
     fn softmax_row(x: &[Self], y: &mut [Self]);
     /// Softmax of one row in place; returns its maximum and `1/Σ exp(x − max)`.
     fn softmax_row_in_place(y: &mut [Self]) -> (Self, Self);
+    /// Softmax backward of one row: `dx = y ∘ (dy − Σ dy∘y)`.
+    fn softmax_bwd_row(y: &[Self], dy: &[Self], dx: &mut [Self]);
     /// `y = (x − mean)·rstd·w + b` of one row; f32 takes [`crate::rows`].
     fn layer_norm_row(
         x: &[Self],
@@ -131,7 +133,7 @@ pub trait Float:
 }
 
 macro_rules! float_element {
-    ($t:ty, erf: $erf:path, exp: $exp:expr, tanh: $tanh:expr, sigmoid: $sigmoid:expr, map: $map:expr, gemm: $gemm:expr, softmax_row: $softmax_row:path, softmax_in_place: $softmax_in_place:path, layer_norm_row: $layer_norm_row:path) => {
+    ($t:ty, erf: $erf:path, exp: $exp:expr, tanh: $tanh:expr, sigmoid: $sigmoid:expr, map: $map:expr, gemm: $gemm:expr, softmax_row: $softmax_row:path, softmax_in_place: $softmax_in_place:path, softmax_bwd_row: $softmax_bwd_row:path, layer_norm_row: $layer_norm_row:path) => {
         impl Element for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -245,6 +247,10 @@ macro_rules! float_element {
                 $softmax_in_place(y)
             }
             #[inline]
+            fn softmax_bwd_row(y: &[Self], dy: &[Self], dx: &mut [Self]) {
+                $softmax_bwd_row(y, dy, dx)
+            }
+            #[inline]
             fn layer_norm_row(
                 x: &[Self],
                 w: Option<&[Self]>,
@@ -284,6 +290,7 @@ float_element!(
     gemm: crate::matmul::gemm_f32,
     softmax_row: crate::rows::softmax_row,
     softmax_in_place: crate::rows::softmax_row_in_place,
+    softmax_bwd_row: crate::rows::softmax_bwd_row,
     layer_norm_row: crate::rows::layer_norm_row
 );
 float_element!(
@@ -296,5 +303,6 @@ float_element!(
     gemm: |_, m, n, k, a, b, c, overwrite| crate::matmul::gemm_portable(m, n, k, a, b, c, overwrite),
     softmax_row: crate::softmax::softmax_row_generic,
     softmax_in_place: crate::softmax::softmax_row_in_place_generic,
+    softmax_bwd_row: crate::softmax::softmax_bwd_row_generic,
     layer_norm_row: crate::layer_norm::layer_norm_row_generic
 );

@@ -1,4 +1,5 @@
-//! f32 row kernels written in 16 independent lanes — softmax and layer norm of one row — compiled
+//! f32 row kernels written in 16 independent lanes — softmax forward and backward and layer norm
+//! of one row — compiled
 //! once per instruction set, so that each loop becomes AVX-512 (or AVX2) code.
 //!
 //! The generic kernels fold a row with one running value, a chain of dependent additions that
@@ -90,6 +91,34 @@ fn softmax_body(y: &mut [f32]) -> (f32, f32) {
     (mx, inv)
 }
 
+/// `dx = y ∘ (dy − Σ dy∘y)`: the softmax backward of one row from its output `y`.
+#[inline(always)]
+fn softmax_bwd_body(y: &[f32], dy: &[f32], dx: &mut [f32]) {
+    let mut total = 0.0f64;
+    for (yb, gb) in y.chunks(BLOCK).zip(dy.chunks(BLOCK)) {
+        let mut s = [0.0f32; LANES];
+        let mut yc = yb.chunks_exact(LANES);
+        let mut gc = gb.chunks_exact(LANES);
+        for (ys, gs) in (&mut yc).zip(&mut gc) {
+            for l in 0..LANES {
+                s[l] += ys[l] * gs[l];
+            }
+        }
+        let mut t = 0.0f64;
+        for &v in s.iter() {
+            t += v as f64;
+        }
+        for (&a, &b) in yc.remainder().iter().zip(gc.remainder()) {
+            t += (a * b) as f64;
+        }
+        total += t;
+    }
+    let dot = total as f32;
+    for ((d, &yv), &g) in dx.iter_mut().zip(y).zip(dy) {
+        *d = yv * (g - dot);
+    }
+}
+
 /// `y = (x − mean)·rstd·w + b` with the mean and the (biased) variance of the row, two passes for
 /// the statistics as PyTorch computes them.
 #[inline(always)]
@@ -123,7 +152,13 @@ fn layer_norm_body(x: &[f32], w: Option<&[f32]>, b: Option<&[f32]>, eps: f32, y:
 }
 
 macro_rules! per_isa {
-    ($softmax:ident, $layer_norm:ident, $features:literal) => {
+    ($softmax:ident, $softmax_bwd:ident, $layer_norm:ident, $features:literal) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $features)]
+        fn $softmax_bwd(y: &[f32], dy: &[f32], dx: &mut [f32]) {
+            softmax_bwd_body(y, dy, dx)
+        }
+
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = $features)]
         fn $softmax(y: &mut [f32]) -> (f32, f32) {
@@ -138,8 +173,13 @@ macro_rules! per_isa {
     };
 }
 
-per_isa!(softmax_avx512, layer_norm_avx512, "avx512f");
-per_isa!(softmax_avx2, layer_norm_avx2, "avx2,fma");
+per_isa!(
+    softmax_avx512,
+    softmax_bwd_avx512,
+    layer_norm_avx512,
+    "avx512f"
+);
+per_isa!(softmax_avx2, softmax_bwd_avx2, layer_norm_avx2, "avx2,fma");
 
 /// Softmax of one row in place on the path `isa`; returns the row's maximum and `1/Σ exp(x − max)`.
 ///
@@ -170,6 +210,36 @@ pub fn softmax_row_isa(isa: Isa, x: &[f32], y: &mut [f32]) {
     assert_eq!(x.len(), y.len(), "softmax row: x and y differ in length");
     y.copy_from_slice(x);
     softmax_row_in_place_isa(isa, y);
+}
+
+/// Softmax backward of one row on the path `isa`: `dx = y ∘ (dy − Σ dy∘y)`.
+///
+/// # Panics
+/// If this CPU cannot run `isa`, or the lengths differ.
+pub fn softmax_bwd_row_isa(isa: Isa, y: &[f32], dy: &[f32], dx: &mut [f32]) {
+    assert!(
+        isa.is_available(),
+        "rows: this CPU cannot run the {} path",
+        isa.name()
+    );
+    assert!(
+        y.len() == dy.len() && dy.len() == dx.len(),
+        "softmax backward row: lengths differ"
+    );
+    match isa {
+        // SAFETY: AVX-512F availability was asserted above.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { softmax_bwd_avx512(y, dy, dx) },
+        // SAFETY: AVX2 and FMA availability was asserted above.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { softmax_bwd_avx2(y, dy, dx) },
+        _ => softmax_bwd_body(y, dy, dx),
+    }
+}
+
+/// [`softmax_bwd_row_isa`] on the selected path.
+pub fn softmax_bwd_row(y: &[f32], dy: &[f32], dx: &mut [f32]) {
+    softmax_bwd_row_isa(Isa::selected(), y, dy, dx)
 }
 
 /// Layer norm of one row on the path `isa`; `w`, `b` as long as the row when given.

@@ -59,12 +59,16 @@ pub fn softmax_bwd<T: Float>(y: &[T], dy: &[T], dx: &mut [T], d: usize) {
         "softmax_bwd: lengths differ"
     );
     for_each_row(dx, d, 4, |r, dxr| {
-        let (yr, dyr) = (&y[r * d..(r + 1) * d], &dy[r * d..(r + 1) * d]);
-        let dot = yr.iter().zip(dyr).fold(T::ZERO, |s, (&a, &b)| s + a * b);
-        for ((g, &yv), &dyv) in dxr.iter_mut().zip(yr).zip(dyr) {
-            *g = yv * (dyv - dot);
-        }
+        T::softmax_bwd_row(&y[r * d..(r + 1) * d], &dy[r * d..(r + 1) * d], dxr)
     });
+}
+
+/// One row of [`softmax_bwd`] for any float type (f64's path; f32 has [`crate::rows`]).
+pub fn softmax_bwd_row_generic<T: Float>(yr: &[T], dyr: &[T], dxr: &mut [T]) {
+    let dot = yr.iter().zip(dyr).fold(T::ZERO, |s, (&a, &b)| s + a * b);
+    for ((g, &yv), &dyv) in dxr.iter_mut().zip(yr).zip(dyr) {
+        *g = yv * (dyv - dot);
+    }
 }
 
 /// `y = x − max − ln Σ exp(x − max)` for each row.

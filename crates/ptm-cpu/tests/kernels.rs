@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use ptm_cpu::cross_entropy::{cross_entropy_bwd, cross_entropy_fwd};
 use ptm_cpu::layer_norm::{layer_norm_bwd, layer_norm_fwd};
 use ptm_cpu::matmul::{matmul, matmul_batched, matmul_isa, matmul_naive, MatRef};
-use ptm_cpu::rows::{layer_norm_row_isa, softmax_row_isa};
+use ptm_cpu::rows::{layer_norm_row_isa, softmax_bwd_row_isa, softmax_row_isa};
 use ptm_cpu::softmax::{log_softmax_fwd, softmax_bwd, softmax_fwd};
 use ptm_cpu::Isa;
 
@@ -287,6 +287,49 @@ fn softmax_row_f32_matches_f64_on_every_path() {
         let mut y = vec![0.0f32; 40];
         softmax_row_isa(isa, &x, &mut y);
         assert!(y.iter().all(|v| v.is_nan()), "{isa:?}");
+    }
+}
+
+/// The f32 softmax backward row on every ISA path against f64 on the same f32 inputs (a real
+/// softmax output, with exact zeros where the forward masked): |error| ≤ 1e-5·(1 + |dx|)·scale,
+/// the scale being the row's largest |dy|.
+#[test]
+fn softmax_bwd_row_f32_matches_f64_on_every_path() {
+    for &d in &ROWS_F32 {
+        let mut x: Vec<f32> = data(d, d as u64 + 21)
+            .iter()
+            .map(|&v| (v * 6.0) as f32)
+            .collect();
+        if d > 3 {
+            x[1] = f32::NEG_INFINITY;
+        }
+        let mut y = vec![0.0f32; d];
+        softmax_row_isa(Isa::Scalar, &x, &mut y);
+        let dy: Vec<f32> = data(d, d as u64 + 22)
+            .iter()
+            .map(|&v| (v * 3.0) as f32)
+            .collect();
+        let (y64, dy64): (Vec<f64>, Vec<f64>) = (
+            y.iter().map(|&v| v as f64).collect(),
+            dy.iter().map(|&v| v as f64).collect(),
+        );
+        let dot: f64 = y64.iter().zip(&dy64).map(|(a, b)| a * b).sum();
+        let scale = dy64.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        for isa in Isa::available() {
+            let mut dx = vec![f32::NAN; d];
+            softmax_bwd_row_isa(isa, &y, &dy, &mut dx);
+            for j in 0..d {
+                let want = y64[j] * (dy64[j] - dot);
+                assert!(
+                    (dx[j] as f64 - want).abs() <= 1e-5 * (1.0 + want.abs()) * scale,
+                    "{isa:?} d={d} at {j}: {} vs {want}",
+                    dx[j]
+                );
+            }
+            if d > 3 {
+                assert_eq!(dx[1], 0.0, "{isa:?}: a masked weight gets no gradient");
+            }
+        }
     }
 }
 
