@@ -73,7 +73,7 @@ impl AttentionShape {
             d,
         } = *self;
         assert!(
-            heads > 0 && bh % heads == 0 && prefix <= tk,
+            (heads > 0 || bh == 0) && bh % heads.max(1) == 0 && prefix <= tk,
             "attention: bad shape {self:?}"
         );
         assert!(
@@ -175,7 +175,10 @@ pub fn attention_fwd<T: Float>(
         "attention_fwd: output lengths"
     );
     let (d, tq) = (sh.d, sh.tq);
-    if tq == 0 || d == 0 {
+    if tq == 0 || d == 0 || sh.tk == 0 {
+        // No keys: every output is an empty sum.
+        o.fill(T::ZERO);
+        stats.fill(T::ZERO);
         return;
     }
     let blocks = tq.div_ceil(QUERY_BLOCK);
@@ -255,7 +258,7 @@ pub fn attention_bwd<T: Float>(
         "attention_bwd: buffer lengths"
     );
     let (d, tq, tk) = (sh.d, sh.tq, sh.tk);
-    if tq == 0 || d == 0 {
+    if tq == 0 || d == 0 || tk == 0 {
         dq.fill(T::ZERO);
         return;
     }

@@ -281,3 +281,55 @@ fn fused_attention_gradients_match_finite_differences() {
         }
     }
 }
+
+/// Degenerate shapes: no keys at all (outputs and query gradients zero, as an empty weighted sum),
+/// no queries, no heads — none may panic.
+#[test]
+fn empty_shapes_give_empty_sums() {
+    let mask = AttentionMask {
+        causal: true,
+        key_padding: None,
+    };
+    let sh = AttentionShape {
+        bh: 2,
+        heads: 1,
+        tq: 3,
+        tk: 0,
+        prefix: 0,
+        d: 4,
+    };
+    let q = data(2 * 3 * 4, 1);
+    let (mut o, mut st) = (vec![f64::NAN; q.len()], vec![f64::NAN; 2 * 3 * 2]);
+    attention_fwd(&sh, &mask, 0.5, &q, &[], &[], &mut o, &mut st);
+    assert!(o.iter().all(|&x| x == 0.0));
+    let mut dq = vec![f64::NAN; q.len()];
+    attention_bwd(
+        &sh,
+        &mask,
+        0.5,
+        &q,
+        &[],
+        &[],
+        &o,
+        &st,
+        &q,
+        &mut dq,
+        &mut [],
+        &mut [],
+    );
+    assert!(dq.iter().all(|&x| x == 0.0));
+    for (bh, heads, tq) in [(0, 0, 3), (2, 1, 0)] {
+        let sh = AttentionShape {
+            bh,
+            heads,
+            tq,
+            tk: 5,
+            prefix: 0,
+            d: 4,
+        };
+        let k = data(bh * 5 * 4, 2);
+        let mut o: Vec<f64> = vec![];
+        let mut st: Vec<f64> = vec![];
+        attention_fwd(&sh, &mask, 0.5, &[], &k, &k, &mut o, &mut st);
+    }
+}

@@ -581,3 +581,26 @@ fn bf16_attention_values_and_gradients_follow_f64() {
         assert_close(l, e, 3e-2, what);
     }
 }
+
+/// Attention over no keys gives zeros (an empty weighted sum) and a zero query gradient, and
+/// zero heads give an empty output; neither panics.
+#[test]
+fn attention_over_no_keys_or_heads_is_empty() {
+    let q = randn(&[2, 3, 4, 5], 51).as_var();
+    let k = randn(&[2, 3, 0, 5], 52);
+    let opts = AttentionOptions {
+        causal: true,
+        ..Default::default()
+    };
+    let out = scaled_dot_product_attention(&q, &k, &k, opts).unwrap();
+    assert_eq!(out.dims(), &[2, 3, 4, 5]);
+    assert!(out.to_f64_vec().unwrap().iter().all(|&x| x == 0.0));
+    let grads = out.sum_all().unwrap().backward().unwrap();
+    if let Some(g) = grads.get(&q) {
+        assert!(g.to_f64_vec().unwrap().iter().all(|&x| x == 0.0));
+    }
+    let q0 = randn(&[2, 0, 4, 5], 53);
+    let k0 = randn(&[2, 0, 6, 5], 54);
+    let out = scaled_dot_product_attention(&q0, &k0, &k0, AttentionOptions::default()).unwrap();
+    assert_eq!(out.dims(), &[2, 0, 4, 5]);
+}
