@@ -5,6 +5,7 @@
 //! Tolerances: f64 1e-10, f32 2e-5, both relative to (1 + |reference|).
 
 use ptm_cpu::attention::{attention_bwd, attention_fwd, AttentionMask, AttentionShape};
+use ptm_cpu::Float;
 
 mod common;
 use common::data;
@@ -137,6 +138,43 @@ fn cases() -> Vec<Case> {
     out
 }
 
+/// The kernel forward then backward on one case: (o, dq, dk, dv). Outputs start as NaN (dk, dv
+/// at zero, which the backward adds into), so anything left unwritten shows.
+#[allow(clippy::type_complexity)]
+fn fused<T: Float>(
+    c: &Case,
+    scale: T,
+    q: &[T],
+    k: &[T],
+    v: &[T],
+    dout: &[T],
+) -> (Vec<T>, Vec<T>, Vec<T>, Vec<T>) {
+    let sh = c.sh;
+    let nan = T::from_f64(f64::NAN);
+    let (mut o, mut st) = (vec![nan; q.len()], vec![nan; sh.bh * sh.tq * 2]);
+    attention_fwd(&sh, &c.mask(), scale, q, k, v, &mut o, &mut st);
+    let (mut dq, mut dk, mut dv) = (
+        vec![nan; q.len()],
+        vec![T::ZERO; k.len()],
+        vec![T::ZERO; v.len()],
+    );
+    attention_bwd(
+        &sh,
+        &c.mask(),
+        scale,
+        q,
+        k,
+        v,
+        &o,
+        &st,
+        dout,
+        &mut dq,
+        &mut dk,
+        &mut dv,
+    );
+    (o, dq, dk, dv)
+}
+
 fn close(got: &[f64], want: &[f64], tol: f64, what: &str) {
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         assert!(
@@ -170,50 +208,16 @@ fn fused_attention_matches_the_reference_in_f64_and_f32() {
         );
         let (ro, rdq, rdk, rdv) = reference(c, scale, &q, &k, &v, &dout);
 
-        let (mut o, mut st) = (vec![f64::NAN; nq], vec![f64::NAN; sh.bh * sh.tq * 2]);
-        attention_fwd(&sh, &c.mask(), scale, &q, &k, &v, &mut o, &mut st);
+        let (o, dq, dk, dv) = fused(c, scale, &q, &k, &v, &dout);
         close(&o, &ro, 1e-10, &format!("f64 o, {what}"));
-        let (mut dq, mut dk, mut dv) = (vec![f64::NAN; nq], vec![0.0; nk], vec![0.0; nk]);
-        attention_bwd(
-            &sh,
-            &c.mask(),
-            scale,
-            &q,
-            &k,
-            &v,
-            &o,
-            &st,
-            &dout,
-            &mut dq,
-            &mut dk,
-            &mut dv,
-        );
         close(&dq, &rdq, 1e-10, &format!("f64 dq, {what}"));
         close(&dk, &rdk, 1e-10, &format!("f64 dk, {what}"));
         close(&dv, &rdv, 1e-10, &format!("f64 dv, {what}"));
 
         let f = |x: &[f64]| x.iter().map(|&v| v as f32).collect::<Vec<f32>>();
         let back = |x: &[f32]| x.iter().map(|&v| v as f64).collect::<Vec<f64>>();
-        let (q32, k32, v32, do32) = (f(&q), f(&k), f(&v), f(&dout));
-        let (mut o32, mut st32) = (vec![f32::NAN; nq], vec![f32::NAN; sh.bh * sh.tq * 2]);
-        let s32 = scale as f32;
-        attention_fwd(&sh, &c.mask(), s32, &q32, &k32, &v32, &mut o32, &mut st32);
+        let (o32, dq32, dk32, dv32) = fused(c, scale as f32, &f(&q), &f(&k), &f(&v), &f(&dout));
         close(&back(&o32), &ro, 2e-5, &format!("f32 o, {what}"));
-        let (mut dq32, mut dk32, mut dv32) = (vec![f32::NAN; nq], vec![0.0; nk], vec![0.0; nk]);
-        attention_bwd(
-            &sh,
-            &c.mask(),
-            s32,
-            &q32,
-            &k32,
-            &v32,
-            &o32,
-            &st32,
-            &do32,
-            &mut dq32,
-            &mut dk32,
-            &mut dv32,
-        );
         close(&back(&dq32), &rdq, 2e-5, &format!("f32 dq, {what}"));
         close(&back(&dk32), &rdk, 2e-5, &format!("f32 dk, {what}"));
         close(&back(&dv32), &rdv, 2e-5, &format!("f32 dv, {what}"));
@@ -247,23 +251,7 @@ fn fused_attention_gradients_match_finite_differences() {
         attention_fwd(&sh, &c.mask(), scale, q, k, v, &mut o, &mut st);
         o.iter().zip(&dout).map(|(a, b)| a * b).sum::<f64>()
     };
-    let (mut o, mut st) = (vec![0.0; nq], vec![0.0; sh.bh * sh.tq * 2]);
-    attention_fwd(&sh, &c.mask(), scale, &q, &k, &v, &mut o, &mut st);
-    let (mut dq, mut dk, mut dv) = (vec![0.0; nq], vec![0.0; nk], vec![0.0; nk]);
-    attention_bwd(
-        &sh,
-        &c.mask(),
-        scale,
-        &q,
-        &k,
-        &v,
-        &o,
-        &st,
-        &dout,
-        &mut dq,
-        &mut dk,
-        &mut dv,
-    );
+    let (_, dq, dk, dv) = fused(&c, scale, &q, &k, &v, &dout);
     let h = 1e-6;
     for (which, grad) in [(0, &dq), (1, &dk), (2, &dv)] {
         for i in 0..grad.len() {
