@@ -29,6 +29,8 @@ sources!(
     "adamw.cu",
     "embedding.cu",
     "reduce.cu",
+    "matmul_simt.cu",
+    "matmul_mma.cu",
 );
 
 /// The architectures the compile test checks: Ampere (A100) and Hopper (H100/H200).

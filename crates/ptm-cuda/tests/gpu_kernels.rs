@@ -791,3 +791,181 @@ fn opening_a_device_without_cuda_is_an_error_not_a_panic() {
     let e = Device::new(1000).expect_err("no machine has 1001 GPUs");
     assert!(e.to_string().contains("CUDA unavailable"), "{e}");
 }
+
+/// C = alpha·A·B + beta·C₀ + bias in f64 from the operands as stored; also Σ|a||b| per element,
+/// the scale of the accumulation's rounding error.
+#[allow(clippy::too_many_arguments)]
+fn gemm_ref(
+    batch: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &dyn Fn(usize, usize, usize) -> f64,
+    b: &dyn Fn(usize, usize, usize) -> f64,
+    c0: &[f64],
+    alpha: f64,
+    beta: f64,
+    bias: Option<&[f64]>,
+) -> (Vec<f64>, Vec<f64>) {
+    let (mut c, mut scale) = (vec![0.0; batch * m * n], vec![0.0; batch * m * n]);
+    for e in 0..batch {
+        for i in 0..m {
+            for j in 0..n {
+                let (mut s, mut sa) = (0.0, 0.0);
+                for p in 0..k {
+                    s += a(e, i, p) * b(e, p, j);
+                    sa += (a(e, i, p) * b(e, p, j)).abs();
+                }
+                let idx = (e * m + i) * n + j;
+                let mut v = alpha * s + if beta != 0.0 { beta * c0[idx] } else { 0.0 };
+                if let Some(bias) = bias {
+                    v += bias[j];
+                }
+                c[idx] = v;
+                scale[idx] = sa.abs() * alpha.abs()
+                    + beta.abs() * c0[idx].abs()
+                    + bias.map_or(0.0, |b| b[j].abs());
+            }
+        }
+    }
+    (c, scale)
+}
+
+/// |got − want| ≤ rel·|want| + acc·scale per element.
+fn assert_gemm_close(what: &str, got: &[f64], want: &[f64], scale: &[f64], rel: f64, acc: f64) {
+    let bad: Vec<String> = (0..got.len())
+        .filter(|&i| {
+            let err = (got[i] - want[i]).abs();
+            err.is_nan() || err > rel * want[i].abs() + acc * scale[i]
+        })
+        .take(5)
+        .map(|i| format!("[{i}] got {} want {} (scale {})", got[i], want[i], scale[i]))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "{what}: first mismatches: {}",
+        bad.join(", ")
+    );
+}
+
+/// Every layout pair of A and B (row-major or transposed storage), odd sizes, a batch of 2 with
+/// B shared (batch stride 0), beta 0 on a poisoned C and beta 1 onto a prior C, with and without a
+/// bias. Half types must take the tensor-core path whenever the layout allows it.
+fn check_gemm<T: Elem>(dev: &Device, force_simt: bool, acc_tol: f64) {
+    use ptm_cuda::ops::matmul::{gemm, Gemm, GemmPath, Operand};
+    let half = T::NAME == "f16" || T::NAME == "bf16";
+    for &(m, n, k) in &[
+        (1usize, 1usize, 1usize),
+        (3, 17, 5),
+        (65, 63, 129),
+        (128, 136, 40),
+        (257, 130, 300),
+    ] {
+        for a_trans in [false, true] {
+            for b_trans in [false, true] {
+                let batch = 2;
+                // Stored shapes: A as [batch, m, k] or [batch, k, m]; B as [k, n] or [n, k].
+                let ad = data(batch * m * k, (m * 7 + k) as u64, -1.0, 1.0);
+                let bd = data(k * n, (n * 13 + k) as u64, -1.0, 1.0);
+                let (ab, bb) = (upload::<T>(dev, &ad), upload::<T>(dev, &bd));
+                let (a_s, b_s) = (widened(&rounded::<T>(&ad)), widened(&rounded::<T>(&bd)));
+                let a_op = if a_trans {
+                    Operand::row_major(&ab, k, m).t()
+                } else {
+                    Operand::row_major(&ab, m, k)
+                };
+                let mut b_op = if b_trans {
+                    Operand::row_major(&bb, n, k).t()
+                } else {
+                    Operand::row_major(&bb, k, n)
+                };
+                b_op.batch_stride = 0;
+                let a_at = |e: usize, i: usize, p: usize| {
+                    if a_trans {
+                        a_s[(e * k + p) * m + i]
+                    } else {
+                        a_s[(e * m + i) * k + p]
+                    }
+                };
+                let b_at = |_e: usize, p: usize, j: usize| {
+                    if b_trans {
+                        b_s[j * k + p]
+                    } else {
+                        b_s[p * n + j]
+                    }
+                };
+                for (beta, with_bias) in [(0.0, false), (1.0, true)] {
+                    let c0d = data(batch * m * n, 5, -1.0, 1.0);
+                    let c0s = widened(&rounded::<T>(&c0d));
+                    let biasd = data(n, 6, -1.0, 1.0);
+                    let bias_s = widened(&rounded::<T>(&biasd));
+                    let bias_b = upload::<T>(dev, &biasd);
+                    let mut c = if beta == 0.0 {
+                        dev.poisoned::<T>(batch * m * n).unwrap()
+                    } else {
+                        upload::<T>(dev, &c0d)
+                    };
+                    let g = Gemm {
+                        batch,
+                        m,
+                        n,
+                        k,
+                        alpha: 0.5,
+                        beta,
+                    };
+                    let path = gemm(
+                        &g,
+                        a_op,
+                        b_op,
+                        &mut c,
+                        0,
+                        n,
+                        m * n,
+                        with_bias.then_some(&bias_b),
+                        force_simt,
+                    )
+                    .unwrap();
+                    let mma_layout_ok = (a_trans && m % 8 == 0 || !a_trans && k % 8 == 0)
+                        && (b_trans && k % 8 == 0 || !b_trans && n % 8 == 0)
+                        && (m * k) % 8 == 0;
+                    if half && !force_simt && mma_layout_ok {
+                        assert!(
+                            matches!(path, GemmPath::TensorCore(..)),
+                            "{} {m}x{n}x{k}: took {path:?}",
+                            T::NAME
+                        );
+                    }
+                    let (want, scale) = gemm_ref(
+                        batch,
+                        m,
+                        n,
+                        k,
+                        &a_at,
+                        &b_at,
+                        &c0s,
+                        0.5,
+                        beta,
+                        with_bias.then_some(&bias_s[..]),
+                    );
+                    let what = format!(
+                        "gemm {} {path:?} {m}x{n}x{k} a_t={a_trans} b_t={b_trans} beta={beta}",
+                        T::NAME
+                    );
+                    assert_gemm_close(&what, &download(&c), &want, &scale, T::TOL.0, acc_tol);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn matmul_every_layout_matches_f64() {
+    let Some(dev) = device() else { return };
+    // Accumulation error bound relative to Σ|a·b|: f64 1e-13, f32 ~K·2⁻²⁴ (K ≤ 300: 2e-5).
+    check_gemm::<f64>(&dev, false, 1e-13);
+    check_gemm::<f32>(&dev, false, 2e-5);
+    // Tensor cores accumulate in f32; products of halves are exact.
+    check_gemm::<f16>(&dev, false, 2e-5);
+    check_gemm::<bf16>(&dev, false, 2e-5);
+    check_gemm::<bf16>(&dev, true, 2e-5);
+}
