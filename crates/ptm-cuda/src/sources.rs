@@ -31,6 +31,8 @@ sources!(
     "reduce.cu",
     "matmul_simt.cu",
     "matmul_mma.cu",
+    "attention_simt.cu",
+    "attention_mma.cu",
 );
 
 /// The architectures the compile test checks: Ampere (A100) and Hopper (H100/H200).

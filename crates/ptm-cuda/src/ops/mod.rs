@@ -2,6 +2,7 @@
 //! is given (an [`Error::Invalid`] naming the kernel and the sizes otherwise), then queues the
 //! kernel on the device's stream.
 
+pub mod attention;
 pub mod elementwise;
 pub mod embedding;
 pub mod matmul;
@@ -15,7 +16,7 @@ use cudarc::driver::{CudaEvent, DriverError};
 /// The floating-point element types kernels are instantiated for.
 pub trait FloatType: DType {
     /// The accumulation type's kernel-visible twin: f64 for f64, f32 for the rest.
-    type Acc: DType;
+    type Acc: FloatType;
 }
 impl FloatType for f32 {
     type Acc = f32;
