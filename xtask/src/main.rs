@@ -15,6 +15,7 @@ mod bench_step;
 mod embed;
 mod forward;
 mod generate;
+mod gpu_check;
 mod report;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -68,6 +69,13 @@ enum Cmd {
     },
     /// Run what CI runs: format check, clippy with warnings denied, the test suite.
     Ci,
+    /// Build a bundle that checks ptm-cuda on a GPU machine without Rust: release test and bench
+    /// binaries, the kernel sources, and run.sh (every GPU test, then the benchmark table).
+    GpuCheck {
+        /// Where to write the bundle.
+        #[arg(long, default_value = "target/gpu-check")]
+        out: PathBuf,
+    },
 }
 
 /// Options of the training recipes.
@@ -474,6 +482,7 @@ fn run(cli: Cli) -> Result<(), String> {
             cargo(&a)
         }
         Cmd::Report { output, readme } => report::run(readme, output),
+        Cmd::GpuCheck { out } => gpu_check::run(&out),
         Cmd::Ci => {
             cargo(&["fmt", "--all", "--", "--check"])?;
             cargo(&[

@@ -322,6 +322,31 @@ impl<T: DType> Buffer<T> {
             .map_err(driver("copying to the device"))
     }
 
+    /// Queues a device-to-device copy of `src` (same length) into this buffer.
+    pub fn copy_from_device(&mut self, src: &Buffer<T>) -> Result<()> {
+        if src.len != self.len {
+            return Err(Error::Invalid(format!(
+                "copy into a buffer of {} elements from one of {}",
+                self.len, src.len
+            )));
+        }
+        if self.len == 0 {
+            return Ok(());
+        }
+        self.dev.bind()?;
+        // SAFETY: both blocks hold len elements; the copy is queued on the device's stream, in
+        // order with the kernels that use either buffer.
+        unsafe {
+            result::memcpy_dtod_async(
+                self.ptr,
+                src.ptr,
+                self.len * std::mem::size_of::<T>(),
+                self.dev.0.stream.cu_stream(),
+            )
+        }
+        .map_err(driver("copying on the device"))
+    }
+
     /// The buffer's contents on the host (waits for queued work).
     pub fn to_vec(&self) -> Result<Vec<T>> {
         let mut out = vec![T::default(); self.len];

@@ -19,6 +19,7 @@
 #![warn(missing_docs)]
 
 pub mod compile;
+pub mod cublas;
 pub mod device;
 pub mod error;
 pub mod memory;
