@@ -1,5 +1,5 @@
 """The rows of `cargo xtask bench kernels` timed in PyTorch (run by hand, in a venv with torch):
-matmul, softmax forward and backward, layer norm, cross-entropy forward+backward and causal
+matmul (f32 and bf16), softmax forward and backward, layer norm, cross-entropy forward+backward and causal
 scaled_dot_product_attention (forward, forward+backward), on 1 and 2 threads, as JSON records of
 the same form, which `cargo xtask bench kernels --torch FILE` puts in its table. Run the two in
 one sitting: this machine drifts between runs.
@@ -56,6 +56,15 @@ def main():
                 c = torch.empty(m, n)
                 secs = median_time(lambda: torch.matmul(a, b, out=c), rounds, min_sample)
                 add("matmul", [m, k, n], threads, secs, 2.0 * m * n * k, "GFLOP/s")
+            bf_shapes = [(512, 512, 512), (1024, 1024, 1024)]
+            if not quick:
+                bf_shapes += [(2048, 2048, 2048), (512, 768, 2304), (512, 768, 3072), (512, 3072, 768)]
+            for m, k, n in bf_shapes:
+                # bf16 operands; PyTorch's CPU bf16 matmul accumulates in f32 and returns bf16.
+                a, b = torch.randn(m, k, dtype=torch.bfloat16), torch.randn(k, n, dtype=torch.bfloat16)
+                c = torch.empty(m, n, dtype=torch.bfloat16)
+                secs = median_time(lambda: torch.matmul(a, b, out=c), rounds, min_sample)
+                add("matmul_bf16", [m, k, n], threads, secs, 2.0 * m * n * k, "GFLOP/s")
             for rows, d in ((8192, 1024), (64, 50257)):
                 x = torch.randn(rows, d)
                 y = torch.empty_like(x)

@@ -171,14 +171,19 @@ fn cross_entropy_textbook(
 }
 
 /// Times the candidates of one row and appends a record for each.
+#[allow(clippy::too_many_arguments)]
 fn measure(
     row: &Row,
     threads: usize,
     cands: &mut [Candidate],
     rounds: usize,
     min_sample: f64,
+    only: &[String],
     out: &mut Vec<Record>,
 ) {
+    if !only.is_empty() && !only.iter().any(|o| o == row.op) {
+        return;
+    }
     let secs = time_interleaved(cands, rounds, min_sample);
     for ((imp, _), s) in cands.iter().zip(secs) {
         out.push(Record {
@@ -202,7 +207,7 @@ struct Row {
 }
 
 /// Runs the rows for `threads`, appending their records.
-fn run_rows(threads: usize, quick: bool, out: &mut Vec<Record>) {
+fn run_rows(threads: usize, quick: bool, only: &[String], out: &mut Vec<Record>) {
     let rounds = if quick { 3 } else { 7 };
     let min_sample = if quick { 0.02 } else { 0.05 };
     // matmul: square sizes, then GPT-2 small's products at 512 tokens (M, K, N).
@@ -275,7 +280,68 @@ fn run_rows(threads: usize, quick: bool, out: &mut Vec<Record>) {
                 }),
             ));
         }
-        measure(&row, threads, &mut cands, rounds, min_sample, out);
+        measure(&row, threads, &mut cands, rounds, min_sample, only, out);
+    }
+
+    // bf16 operands, f32 accumulation: the vdpbf16ps kernel against ptm's own f32 path on the
+    // same values (the bar: 1.6x the f32 rate).
+    let mut bf_shapes: Vec<(usize, usize, usize)> = vec![(512, 512, 512), (1024, 1024, 1024)];
+    if !quick {
+        bf_shapes.extend([
+            (2048, 2048, 2048),
+            (512, 768, 2304),
+            (512, 768, 3072),
+            (512, 3072, 768),
+        ]);
+    }
+    for (m, k, n) in bf_shapes {
+        let (a, b) = (randn(m * k, 1), randn(k * n, 2));
+        let (ah, bh): (Vec<half::bf16>, Vec<half::bf16>) = (
+            a.iter().map(|&x| half::bf16::from_f32(x)).collect(),
+            b.iter().map(|&x| half::bf16::from_f32(x)).collect(),
+        );
+        let row = Row {
+            op: "matmul_bf16",
+            shape: vec![m, k, n],
+            unit: "GFLOP/s",
+            work: 2.0 * (m * n * k) as f64,
+        };
+        let cell = std::cell::RefCell::new(vec![0.0f32; m * n]);
+        let mut cands: Vec<Candidate> = vec![
+            (
+                "ptm",
+                Box::new(|| {
+                    let mut c = cell.borrow_mut();
+                    ptm_cpu::matmul::matmul_bf16(
+                        m,
+                        n,
+                        k,
+                        MatRef::row_major(&ah, k),
+                        MatRef::row_major(&bh, n),
+                        &mut c,
+                        0.0,
+                    );
+                    black_box(&c);
+                }),
+            ),
+            (
+                "f32-ptm",
+                Box::new(|| {
+                    let mut c = cell.borrow_mut();
+                    matmul(
+                        m,
+                        n,
+                        k,
+                        MatRef::row_major(&a, k),
+                        MatRef::row_major(&b, n),
+                        &mut c,
+                        0.0,
+                    );
+                    black_box(&c);
+                }),
+            ),
+        ];
+        measure(&row, threads, &mut cands, rounds, min_sample, only, out);
     }
 
     // Row kernels on inputs larger than L2: bytes read + written per call.
@@ -302,7 +368,7 @@ fn run_rows(threads: usize, quick: bool, out: &mut Vec<Record>) {
                 }),
             ),
         ];
-        measure(&row, threads, &mut cands, rounds, min_sample, out);
+        measure(&row, threads, &mut cands, rounds, min_sample, only, out);
     }
     {
         // Softmax backward from the forward's output: y and dy read, dx written.
@@ -333,7 +399,7 @@ fn run_rows(threads: usize, quick: bool, out: &mut Vec<Record>) {
                 }),
             ),
         ];
-        measure(&row, threads, &mut cands, rounds, min_sample, out);
+        measure(&row, threads, &mut cands, rounds, min_sample, only, out);
     }
     {
         let (rows, d) = (8192usize, 768usize);
@@ -361,7 +427,7 @@ fn run_rows(threads: usize, quick: bool, out: &mut Vec<Record>) {
                 }),
             ),
         ];
-        measure(&row, threads, &mut cands, rounds, min_sample, out);
+        measure(&row, threads, &mut cands, rounds, min_sample, only, out);
     }
     {
         // Loss and gradient of 256 positions over GPT-2's vocabulary: logits read, gradient
@@ -405,9 +471,9 @@ fn run_rows(threads: usize, quick: bool, out: &mut Vec<Record>) {
                 }),
             ),
         ];
-        measure(&row, threads, &mut cands, rounds, min_sample, out);
+        measure(&row, threads, &mut cands, rounds, min_sample, only, out);
     }
-    attention_rows(threads, quick, rounds, min_sample, out);
+    attention_rows(threads, quick, rounds, min_sample, only, out);
 }
 
 /// Causal attention at the kernel issue's shape: ptm-cpu's fused kernel on slices, the same
@@ -420,6 +486,7 @@ fn attention_rows(
     quick: bool,
     rounds: usize,
     min_sample: f64,
+    only: &[String],
     out: &mut Vec<Record>,
 ) {
     use ptm_tensor::{no_grad, scaled_dot_product_attention, AttentionOptions};
@@ -537,13 +604,14 @@ fn attention_rows(
             unit: "GFLOP/s",
             work,
         };
-        measure(&row, threads, &mut cands, rounds, min_sample, out);
+        measure(&row, threads, &mut cands, rounds, min_sample, only, out);
     }
 }
 
-/// The command line: `[--quick] [--threads 1,2] [--json FILE] [--torch FILE]`.
+/// The command line: `[--quick] [--threads 1,2] [--only OP,OP] [--json FILE] [--torch FILE]`.
 pub fn run(args: &[String]) -> Result<(), String> {
     let mut quick = false;
+    let mut only: Vec<String> = vec![];
     let mut threads = vec![1, 2];
     let (mut json, mut torch) = (None, None);
     let mut it = args.iter();
@@ -557,6 +625,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             "--quick" => quick = true,
             "--json" => json = Some(value("--json")?),
             "--torch" => torch = Some(value("--torch")?),
+            "--only" => only = value("--only")?.split(',').map(|o| o.trim().to_string()).collect(),
             "--threads" => {
                 threads = value("--threads")?
                     .split(',')
@@ -568,7 +637,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             }
             other => {
                 return Err(format!(
-                    "bench kernels: unknown option {other} (expected --quick, --threads N,M, --json FILE, --torch FILE)"
+                    "bench kernels: unknown option {other} (expected --quick, --threads N,M, --only OP,OP, --json FILE, --torch FILE)"
                 ))
             }
         }
@@ -580,7 +649,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             .build()
             .map_err(|e| format!("bench kernels: a pool of {n} threads: {e}"))?;
         eprintln!("bench kernels: {n} thread(s) ...");
-        pool.install(|| run_rows(n, quick, &mut records));
+        pool.install(|| run_rows(n, quick, &only, &mut records));
     }
     if let Some(path) = &torch {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;

@@ -7,7 +7,9 @@
 //! Paths, chosen per call by [`Isa::selected`] (or explicitly with [`matmul_isa`]):
 //! - f32 on AVX-512 or AVX2+FMA: operands packed into panels, a register-blocked micro-kernel
 //!   (`x86.rs`) driven by the BLIS loop nest in `pack.rs`, blocks of C spread over rayon's threads;
-//! - f64, and f32 on the scalar path: a portable 4-row register block the compiler vectorises.
+//! - f64, and f32 on the scalar path: a portable 4-row register block the compiler vectorises;
+//! - bf16 operands with f32 accumulation ([`matmul_bf16`]): pairs along k packed into u32 for the
+//!   AVX-512 BF16 `vdpbf16ps` kernel, or widened to f32 where the CPU lacks it.
 //!
 //! [`matmul_naive`] is the f64-accumulating triple loop every path is tested against.
 
@@ -16,11 +18,14 @@ use crate::isa::Isa;
 use crate::parallel::MIN_PARALLEL_WORK;
 use rayon::prelude::*;
 
+mod bf16;
 // The packed driver serves the x86 micro-kernels; other targets take the portable path for now.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) mod pack;
 #[cfg(target_arch = "x86_64")]
 mod x86;
+
+pub use bf16::{bf16_dot_available, matmul_bf16, matmul_bf16_widened};
 
 /// A read-only strided matrix view: element `(i, j)` is `data[offset + i*row_stride + j*col_stride]`.
 #[derive(Clone, Copy, Debug)]

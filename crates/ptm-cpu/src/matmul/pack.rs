@@ -16,19 +16,50 @@
 use super::MatRef;
 use rayon::prelude::*;
 
-/// A register-tile kernel: `C[MR×NR] += Σ_p A[:, p] ⊗ B[p, :]`, or `=` when overwriting.
+/// A register-tile kernel: `C[MR×NR] += Σ_p A[:, p] ⊗ B[p, :]`, or `=` when overwriting, over
+/// `steps` packed steps of k (one k per step for f32 panels; a pair of k per step for bf16 panels,
+/// whose `u32` holds two bf16).
 pub(crate) trait MicroKernel {
+    /// The packed panel element.
+    type Packed: PackedElem;
     /// Rows of the tile.
     const MR: usize;
     /// Columns of the tile.
     const NR: usize;
 
     /// # Safety
-    /// `a` must be readable for `k·MR` f32s and `b` for `k·NR`; `c` must be writable for `MR` rows
-    /// of `NR` f32s spaced `ldc` apart, not aliased by anything else during the call; and the CPU
-    /// must support the kernel's instruction set. With `overwrite` the tile is stored without
-    /// reading C first (C may hold garbage).
-    unsafe fn run(k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, overwrite: bool);
+    /// `a` must be readable for `steps·MR` packed elements and `b` for `steps·NR`; `c` must be
+    /// writable for `MR` rows of `NR` f32s spaced `ldc` apart, not aliased by anything else during
+    /// the call; and the CPU must support the kernel's instruction set. With `overwrite` the tile
+    /// is stored without reading C first (C may hold garbage).
+    unsafe fn run(
+        steps: usize,
+        a: *const Self::Packed,
+        b: *const Self::Packed,
+        c: *mut f32,
+        ldc: usize,
+        overwrite: bool,
+    );
+}
+
+/// A packed panel element, with per-thread buffers kept between calls.
+pub(crate) trait PackedElem: Copy + Default + Send + Sync + 'static {
+    /// The buffers for A and B.
+    fn slots() -> (&'static Slot<Self>, &'static Slot<Self>);
+}
+
+type Slot<T> = std::thread::LocalKey<std::cell::Cell<Vec<T>>>;
+
+impl PackedElem for f32 {
+    fn slots() -> (&'static Slot<f32>, &'static Slot<f32>) {
+        (&PACKED_A, &PACKED_B)
+    }
+}
+
+impl PackedElem for u32 {
+    fn slots() -> (&'static Slot<u32>, &'static Slot<u32>) {
+        (&PACKED_A_PAIRS, &PACKED_B_PAIRS)
+    }
 }
 
 /// Slice of k per pass over a block of C.
@@ -145,9 +176,11 @@ const KEEP_PACKED: usize = 16 << 20;
 thread_local! {
     static PACKED_A: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
     static PACKED_B: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+    static PACKED_A_PAIRS: std::cell::Cell<Vec<u32>> = const { std::cell::Cell::new(Vec::new()) };
+    static PACKED_B_PAIRS: std::cell::Cell<Vec<u32>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
-fn give_back(slot: &'static std::thread::LocalKey<std::cell::Cell<Vec<f32>>>, buf: Vec<f32>) {
+fn give_back<P: PackedElem>(slot: &'static Slot<P>, buf: Vec<P>) {
     if buf.len() <= KEEP_PACKED {
         slot.set(buf);
     }
@@ -180,7 +213,7 @@ impl OutPtr {
 ///
 /// # Safety
 /// The CPU must support `K`'s instruction set.
-pub(crate) unsafe fn gemm<K: MicroKernel>(
+pub(crate) unsafe fn gemm<K: MicroKernel<Packed = f32>>(
     m: usize,
     n: usize,
     k: usize,
@@ -189,28 +222,52 @@ pub(crate) unsafe fn gemm<K: MicroKernel>(
     c: &mut [f32],
     overwrite: bool,
 ) {
-    let (mr, nr) = (K::MR, K::NR);
-    assert_eq!(c.len(), m * n, "gemm: C must hold m*n elements");
-    if k == 0 && overwrite {
-        c.fill(0.0);
-    }
-    if m == 0 || n == 0 || k == 0 {
-        return;
-    }
-    let (mut ap, mut bp) = (PACKED_A.take(), PACKED_B.take());
-    pack_a(&mut ap, m, k, mr, a);
-    let out = OutPtr(c.as_mut_ptr());
-    // B is packed one slab of columns at a time: the packed copy of a vocabulary-wide operand
-    // (768 × 50 257) would otherwise add its whole size to the process's peak memory.
-    for s0 in (0..n).step_by(SLAB) {
-        let ns = SLAB.min(n - s0);
+    let pack_a_fn = |out: &mut Vec<f32>| pack_a(out, m, k, K::MR, a);
+    let pack_b_fn = |out: &mut Vec<f32>, s0: usize, ns: usize| {
         let slab = MatRef {
             data: b.data,
             offset: b.offset + s0 * b.col_stride,
             row_stride: b.row_stride,
             col_stride: b.col_stride,
         };
-        pack_b(&mut bp, k, ns, nr, &slab);
+        pack_b(out, k, ns, K::NR, &slab)
+    };
+    // SAFETY: forwarded to the caller.
+    unsafe { drive::<K>(m, n, k, pack_a_fn, pack_b_fn, c, overwrite) }
+}
+
+/// The loop nest over packed panels: A packed once (`steps` packed steps deep), B packed one slab
+/// of columns at a time, blocks of C in parallel, `KC` steps per pass.
+///
+/// # Safety
+/// The CPU must support `K`'s instruction set, and the packers must fill panels as `K` reads them
+/// (`steps·MR` per A panel, `steps·NR` per B panel, zero-padded).
+pub(crate) unsafe fn drive<K: MicroKernel>(
+    m: usize,
+    n: usize,
+    steps: usize,
+    pack_a_fn: impl FnOnce(&mut Vec<K::Packed>),
+    pack_b_fn: impl Fn(&mut Vec<K::Packed>, usize, usize),
+    c: &mut [f32],
+    overwrite: bool,
+) {
+    let (mr, nr) = (K::MR, K::NR);
+    assert_eq!(c.len(), m * n, "gemm: C must hold m*n elements");
+    if steps == 0 && overwrite {
+        c.fill(0.0);
+    }
+    if m == 0 || n == 0 || steps == 0 {
+        return;
+    }
+    let (slot_a, slot_b) = K::Packed::slots();
+    let (mut ap, mut bp) = (slot_a.take(), slot_b.take());
+    pack_a_fn(&mut ap);
+    let out = OutPtr(c.as_mut_ptr());
+    // B is packed one slab of columns at a time: the packed copy of a vocabulary-wide operand
+    // (768 × 50 257) would otherwise add its whole size to the process's peak memory.
+    for s0 in (0..n).step_by(SLAB) {
+        let ns = SLAB.min(n - s0);
+        pack_b_fn(&mut bp, s0, ns);
         let blocks: Vec<(usize, usize)> = (0..m.div_ceil(MC))
             .flat_map(|ib| (0..ns.div_ceil(NC)).map(move |jb| (ib, jb)))
             .collect();
@@ -218,13 +275,13 @@ pub(crate) unsafe fn gemm<K: MicroKernel>(
             let (i0, j0) = (ib * MC, jb * NC);
             let (mc, nc) = (MC.min(m - i0), NC.min(ns - j0));
             let mut scratch = vec![0.0f32; mr * nr];
-            for p0 in (0..k).step_by(KC) {
-                let kc = KC.min(k - p0);
+            for p0 in (0..steps).step_by(KC) {
+                let kc = KC.min(steps - p0);
                 let store = overwrite && p0 == 0;
                 for ir in (0..mc).step_by(mr) {
-                    let a_panel = &ap[((i0 + ir) / mr * k + p0) * mr..][..kc * mr];
+                    let a_panel = &ap[((i0 + ir) / mr * steps + p0) * mr..][..kc * mr];
                     for jr in (0..nc).step_by(nr) {
-                        let b_panel = &bp[((j0 + jr) / nr * k + p0) * nr..][..kc * nr];
+                        let b_panel = &bp[((j0 + jr) / nr * steps + p0) * nr..][..kc * nr];
                         let (rows, cols) = (mr.min(mc - ir), nr.min(nc - jr));
                         // SAFETY: the tile's top-left element (i0+ir, s0+j0+jr) lies inside C.
                         let tile = unsafe { out.at((i0 + ir) * n + s0 + j0 + jr) };
@@ -262,12 +319,12 @@ pub(crate) unsafe fn gemm<K: MicroKernel>(
                 }
             }
         };
-        if m * ns * k >= 1 << 18 && blocks.len() > 1 {
+        if m * ns * steps >= 1 << 18 && blocks.len() > 1 {
             blocks.par_iter().for_each(run_block);
         } else {
             blocks.iter().for_each(run_block);
         }
     }
-    give_back(&PACKED_A, ap);
-    give_back(&PACKED_B, bp);
+    give_back(slot_a, ap);
+    give_back(slot_b, bp);
 }

@@ -14,6 +14,7 @@ use std::arch::x86_64::*;
 pub(crate) struct Avx512;
 
 impl MicroKernel for Avx512 {
+    type Packed = f32;
     const MR: usize = 6;
     const NR: usize = 64;
 
@@ -78,6 +79,7 @@ unsafe fn avx512_6x64(
 pub(crate) struct Avx2;
 
 impl MicroKernel for Avx2 {
+    type Packed = f32;
     const MR: usize = 6;
     const NR: usize = 16;
 
@@ -126,6 +128,83 @@ unsafe fn avx2_6x16(
             } else {
                 _mm256_storeu_ps(cr, _mm256_add_ps(_mm256_loadu_ps(cr), row[0]));
                 _mm256_storeu_ps(cr.add(8), _mm256_add_ps(_mm256_loadu_ps(cr.add(8)), row[1]));
+            }
+        }
+    }
+}
+
+/// AVX-512 BF16: the same 6×64 tile, each step a pair of k. A panel holds per step the six rows'
+/// (a[i][2p], a[i][2p+1]) pairs, a B panel the 64 columns' (b[2p][j], b[2p+1][j]) pairs, each pair
+/// one u32 (even k in the low half). `vdpbf16ps` multiplies 32 bf16 pairs and adds both products
+/// into 16 f32 lanes: twice an FMA's work per instruction.
+pub(crate) struct Avx512Bf16;
+
+impl MicroKernel for Avx512Bf16 {
+    type Packed = u32;
+    const MR: usize = 6;
+    const NR: usize = 64;
+
+    unsafe fn run(
+        steps: usize,
+        a: *const u32,
+        b: *const u32,
+        c: *mut f32,
+        ldc: usize,
+        overwrite: bool,
+    ) {
+        // SAFETY: forwarded contract (see `MicroKernel::run`); the caller chose this kernel only
+        // after checking AVX-512F and AVX-512 BF16.
+        unsafe { avx512bf16_6x64(steps, a, b, c, ldc, overwrite) }
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn avx512bf16_6x64(
+    steps: usize,
+    a: *const u32,
+    b: *const u32,
+    c: *mut f32,
+    ldc: usize,
+    overwrite: bool,
+) {
+    let mut acc = [[_mm512_setzero_ps(); 4]; 6];
+    // SAFETY: `a` holds steps·6 and `b` steps·64 readable u32s; `c` points at 6 rows of 64
+    // writable f32s spaced `ldc` apart (the `MicroKernel::run` contract). Unaligned loads/stores.
+    // The transmutes reinterpret 512 bits of packed bf16 pairs as the __m512bh the instruction
+    // takes (same size, no invalid bit patterns).
+    unsafe {
+        for p in 0..steps {
+            let bp = b.add(p * 64);
+            let bv: [__m512bh; 4] = [
+                std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(bp as *const _)),
+                std::mem::transmute::<__m512i, __m512bh>(
+                    _mm512_loadu_si512(bp.add(16) as *const _),
+                ),
+                std::mem::transmute::<__m512i, __m512bh>(
+                    _mm512_loadu_si512(bp.add(32) as *const _),
+                ),
+                std::mem::transmute::<__m512i, __m512bh>(
+                    _mm512_loadu_si512(bp.add(48) as *const _),
+                ),
+            ];
+            let ap = a.add(p * 6);
+            for (r, row) in acc.iter_mut().enumerate() {
+                let ar =
+                    std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(*ap.add(r) as i32));
+                for (x, &bq) in row.iter_mut().zip(&bv) {
+                    *x = _mm512_dpbf16_ps(*x, ar, bq);
+                }
+            }
+        }
+        for (r, row) in acc.iter().enumerate() {
+            let cr = c.add(r * ldc);
+            for (q, x) in row.iter().enumerate() {
+                let cq = cr.add(16 * q);
+                if overwrite {
+                    _mm512_storeu_ps(cq, *x);
+                } else {
+                    _mm512_storeu_ps(cq, _mm512_add_ps(_mm512_loadu_ps(cq), *x));
+                }
             }
         }
     }
