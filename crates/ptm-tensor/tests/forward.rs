@@ -604,3 +604,48 @@ fn attention_over_no_keys_or_heads_is_empty() {
     let out = scaled_dot_product_attention(&q0, &k0, &k0, AttentionOptions::default()).unwrap();
     assert_eq!(out.dims(), &[2, 0, 4, 5]);
 }
+
+/// bf16 matmul (bf16 products summed in f32, one rounding at the end) on batched, broadcast and
+/// transposed views, against an f64 product of the same bf16 values rounded to bf16: within one
+/// bf16 unit in the last place (2⁻⁷ relative) plus the f32 summation's error.
+#[test]
+fn bf16_matmul_sums_in_f32_and_rounds_once() {
+    let mut rng = Rng::new(5);
+    let a = Tensor::randn(0.0, 1.0, [2, 3, 37, 70], DType::F32, &mut rng, &Device::Cpu)
+        .unwrap()
+        .to_dtype(DType::BF16)
+        .unwrap();
+    // B shared across the batch of 2 and stored transposed.
+    let bt = Tensor::randn(0.0, 1.0, [3, 45, 70], DType::F32, &mut rng, &Device::Cpu)
+        .unwrap()
+        .to_dtype(DType::BF16)
+        .unwrap();
+    let b = bt.transpose(1, 2).unwrap();
+    let got = a.matmul(&b).unwrap();
+    assert_eq!(got.dtype(), DType::BF16);
+    assert_eq!(got.dims(), &[2, 3, 37, 45]);
+    let want = a
+        .to_dtype(DType::F64)
+        .unwrap()
+        .matmul(&b.to_dtype(DType::F64).unwrap())
+        .unwrap();
+    let mag = a
+        .to_dtype(DType::F64)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .matmul(&b.to_dtype(DType::F64).unwrap().abs().unwrap())
+        .unwrap()
+        .to_f64_vec()
+        .unwrap();
+    let (got, want) = (got.to_f64_vec().unwrap(), want.to_f64_vec().unwrap());
+    for i in 0..got.len() {
+        let tol = want[i].abs() / 128.0 + 70.0 * f32::EPSILON as f64 * mag[i];
+        assert!(
+            (got[i] - want[i]).abs() <= tol,
+            "[{i}] {} vs {} (tol {tol:e})",
+            got[i],
+            want[i]
+        );
+    }
+}

@@ -4,7 +4,8 @@ use crate::error::{Error, Result};
 use crate::op::Op;
 use crate::storage::{float_dispatch, Compute, CpuStorage};
 use crate::{broadcast_shape, Layout, Shape, Tensor};
-use ptm_cpu::matmul::{matmul_batched, MatRef};
+use half::bf16;
+use ptm_cpu::matmul::{matmul_batched, matmul_bf16, MatRef};
 use ptm_cpu::strided::for_each_offset2;
 use ptm_cpu::Float;
 
@@ -54,6 +55,49 @@ fn batched<T: Float>(
     // page that read-then-write costs on large outputs.
     matmul_batched(m, n, k, &ma, &mb, &mut out, T::ZERO);
     out
+}
+
+/// [`batched`] for bf16 operands: bf16 × bf16 products summed in f32 (`matmul_bf16`, the
+/// AVX-512 BF16 kernel where the CPU has it), rounded to bf16 once at the end.
+fn batched_bf16(
+    a: &[bf16],
+    la: &Layout,
+    b: &[bf16],
+    lb: &Layout,
+    m: usize,
+    n: usize,
+    k: usize,
+) -> Vec<bf16> {
+    let nb = la.dims().len() - 2;
+    let (sa, sb) = (la.strides(), lb.strides());
+    let mut offsets = vec![];
+    for_each_offset2(
+        &la.dims()[..nb],
+        &sa[..nb],
+        la.offset(),
+        &sb[..nb],
+        lb.offset(),
+        |oa, ob| offsets.push((oa, ob)),
+    );
+    let mut out = vec![0.0f32; offsets.len() * m * n];
+    if m * n > 0 {
+        for (c, &(oa, ob)) in out.chunks_mut(m * n).zip(&offsets) {
+            let ma = MatRef {
+                data: a,
+                offset: oa,
+                row_stride: sa[nb],
+                col_stride: sa[nb + 1],
+            };
+            let mb = MatRef {
+                data: b,
+                offset: ob,
+                row_stride: sb[nb],
+                col_stride: sb[nb + 1],
+            };
+            matmul_bf16(m, n, k, ma, mb, c, 0.0);
+        }
+    }
+    out.into_iter().map(bf16::from_f32).collect()
 }
 
 impl Tensor {
@@ -112,8 +156,11 @@ impl Tensor {
             (CpuStorage::F64(a), CpuStorage::F64(b)) => {
                 CpuStorage::F64(batched(a, &la, b, &lb, m, n, k))
             }
+            (CpuStorage::BF16(a), CpuStorage::BF16(b)) => {
+                CpuStorage::BF16(batched_bf16(a, &la, b, &lb, m, n, k))
+            }
             _ => float_dispatch!(dtype, "matmul", T => {
-                // Half precision: widen both operands (contiguous), multiply in f32, narrow back.
+                // f16: widen both operands (contiguous), multiply in f32, narrow back.
                 let (a, b) = (T::read(self.storage(), &la), T::read(rhs.storage(), &lb));
                 let (ca, cb) = (Layout::contiguous(la.shape().clone()), Layout::contiguous(lb.shape().clone()));
                 T::write(batched(&a, &ca, &b, &cb, m, n, k), dtype)
