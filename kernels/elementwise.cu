@@ -31,7 +31,7 @@ template <typename A> __device__ __forceinline__ A unary_fwd(int op, A p, A x) {
         case U_POWF: return mpow(x, p);
         case U_TANH: return mtanh(x);
         case U_SIGMOID: return sigmoid(x);
-        case U_RELU: return x > A(0) ? x : (x != x ? x : A(0));
+        case U_RELU: return x > A(0) ? x : A(0);  // NaN gives 0, as ptm-cpu
         case U_GELU_TANH: {
             const A u = A(PTM_SQRT_2_OVER_PI) * (x + A(0.044715) * x * x * x);
             return A(0.5) * x * (A(1) + mtanh(u));

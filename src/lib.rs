@@ -8,8 +8,9 @@
 //!
 //! ```
 //! use ptm::ptm_tensor::{DType, Device, Tensor};
-//! let x = Tensor::ones([2, 2], DType::F32, &Device::Cpu);
-//! assert_eq!(x.sum_all().unwrap().to_scalar::<f32>().unwrap(), 4.0);
+//! let x = Tensor::ones([2, 2], DType::F32, &Device::Cpu)?;
+//! assert_eq!(x.sum_all()?.to_scalar::<f32>()?, 4.0);
+//! # Ok::<(), ptm::ptm_tensor::Error>(())
 //! ```
 
 #![warn(missing_docs)]

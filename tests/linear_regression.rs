@@ -24,8 +24,12 @@ fn gradient_descent_reaches_the_least_squares_solution() {
 
     let x = Tensor::from_vec(xs, [n, 1], &Device::Cpu).unwrap();
     let y = Tensor::from_vec(ys, [n, 1], &Device::Cpu).unwrap();
-    let mut a = Tensor::zeros([1, 1], DType::F64, &Device::Cpu).as_var();
-    let mut b = Tensor::zeros([1], DType::F64, &Device::Cpu).as_var();
+    let mut a = Tensor::zeros([1, 1], DType::F64, &Device::Cpu)
+        .unwrap()
+        .as_var();
+    let mut b = Tensor::zeros([1], DType::F64, &Device::Cpu)
+        .unwrap()
+        .as_var();
     for _ in 0..500 {
         let err = x.matmul(&a).unwrap().add(&b).unwrap().sub(&y).unwrap();
         let loss = err.mul(&err).unwrap().mean_all().unwrap();

@@ -11,15 +11,16 @@ const MAX_BYTES: u64 = 60 << 20;
 const RUN_SH: &str = r#"#!/usr/bin/env bash
 # ptm GPU check, built by `cargo xtask gpu-check`. Runs ptm-cuda's unit tests, the NVRTC compile
 # test (with this machine's own NVRTC and ptxas: CUDA 13.0's, which its driver accepts), every GPU
-# kernel test against CPU references, then the benchmark table. Needs a CUDA driver and toolkit;
-# no Rust, no network. BENCH_ARGS=--quick shrinks the benchmark.
+# kernel test against CPU references, ptm-tensor's CUDA backend against its CPU path, then the
+# benchmark table. Needs a CUDA driver and toolkit; no Rust, no network. BENCH_ARGS=--quick
+# shrinks the benchmark.
 set -uo pipefail
 cd "$(dirname "$0")"
 export PTM_REQUIRE_GPU=1 PTM_REQUIRE_NVRTC=1
 export PTM_CACHE="${PTM_CACHE:-$PWD/cache}"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>/dev/null || true
 status=0
-for t in unit nvrtc_compile gpu_kernels; do
+for t in unit nvrtc_compile gpu_kernels tensor_cuda; do
   echo "== $t"
   start=$(date +%s)
   ./bin/$t --test-threads=1 || status=1
@@ -31,19 +32,15 @@ echo "== exit $status"
 exit $status
 "#;
 
-fn cargo_build(target_dir: &Path) -> Result<Vec<(String, String, PathBuf)>, String> {
+fn cargo_build(target_dir: &Path, args: &[&str]) -> Result<Vec<(String, String, PathBuf)>, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(&cargo)
         .args([
             "build",
             "--release",
-            "-p",
-            "ptm-cuda",
-            "--lib",
-            "--tests",
-            "--benches",
             "--message-format=json-render-diagnostics",
         ])
+        .args(args)
         .env("CARGO_TARGET_DIR", target_dir)
         .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
         .env("CARGO_PROFILE_RELEASE_STRIP", "symbols")
@@ -96,7 +93,14 @@ fn dir_bytes(dir: &Path) -> u64 {
 /// Builds the bundle into `out` (replacing it).
 pub fn run(out: &Path) -> Result<(), String> {
     let target_dir = PathBuf::from("target/gpu-check-build");
-    let artifacts = cargo_build(&target_dir)?;
+    let mut artifacts = cargo_build(
+        &target_dir,
+        &["-p", "ptm-cuda", "--lib", "--tests", "--benches"],
+    )?;
+    artifacts.extend(cargo_build(
+        &target_dir,
+        &["-p", "ptm-tensor", "--features", "cuda", "--test", "cuda"],
+    )?);
     let _ = std::fs::remove_dir_all(out);
     let bin = out.join("bin");
     std::fs::create_dir_all(&bin).map_err(|e| format!("{}: {e}", bin.display()))?;
@@ -105,6 +109,7 @@ pub fn run(out: &Path) -> Result<(), String> {
         ("ptm_cuda", "lib", "unit"),
         ("nvrtc_compile", "test", "nvrtc_compile"),
         ("gpu_kernels", "test", "gpu_kernels"),
+        ("cuda", "test", "tensor_cuda"),
         ("gpu", "bench", "gpu_bench"),
     ];
     for (name, kind, as_name) in wanted {
@@ -131,7 +136,7 @@ pub fn run(out: &Path) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let bytes = dir_bytes(out);
     println!(
-        "gpu-check bundle: {} ({:.1} MiB): bin/{{unit,nvrtc_compile,gpu_kernels,gpu_bench}}, kernels/, run.sh",
+        "gpu-check bundle: {} ({:.1} MiB): bin/{{unit,nvrtc_compile,gpu_kernels,tensor_cuda,gpu_bench}}, kernels/, run.sh",
         out.display(),
         bytes as f64 / (1 << 20) as f64
     );

@@ -34,6 +34,9 @@ impl DType for half::bf16 {
 impl DType for i64 {
     const NAME: &'static str = "i64";
 }
+impl DType for u32 {
+    const NAME: &'static str = "u32";
+}
 impl DType for u8 {
     const NAME: &'static str = "u8";
 }

@@ -70,7 +70,7 @@ fn image_classification_matches_transformers() {
 fn an_image_of_the_wrong_size_is_named() {
     let ck =
         VitCheckpoint::<VitModel>::from_pretrained(fixture("vit-base"), DType::F32, None).unwrap();
-    let x = Tensor::zeros([1, 3, 16, 16], DType::F32, &ptm_tensor::Device::Cpu);
+    let x = Tensor::zeros([1, 3, 16, 16], DType::F32, &ptm_tensor::Device::Cpu).unwrap();
     let e = ck.model.forward(&x, false).err().unwrap().to_string();
     assert!(
         e.contains("pixel_values") && e.contains("[1, 3, 16, 16]") && e.contains("12"),

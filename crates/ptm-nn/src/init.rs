@@ -39,9 +39,9 @@ impl Init {
     pub fn make(&self, shape: &[usize], dtype: DType, rng: &mut Rng) -> Result<Tensor> {
         let dev = &Device::Cpu;
         let t = match *self {
-            Init::Zeros => Tensor::zeros(shape, dtype, dev),
-            Init::Ones => Tensor::ones(shape, dtype, dev),
-            Init::Const(v) => Tensor::full(v, shape, dtype, dev),
+            Init::Zeros => Tensor::zeros(shape, dtype, dev)?,
+            Init::Ones => Tensor::ones(shape, dtype, dev)?,
+            Init::Const(v) => Tensor::full(v, shape, dtype, dev)?,
             Init::Normal { mean, std } => Tensor::randn(mean, std, shape, dtype, rng, dev)?,
             Init::Uniform { lo, hi } => Tensor::rand(lo, hi, shape, dtype, rng, dev)?,
             Init::KaimingUniform { fan_in } => {

@@ -19,7 +19,7 @@
 //! # fn main() -> ptm_nn::Result<()> {
 //! let vb = VarBuilder::from_init(DType::F32, 0);
 //! let layer = Linear::new(&vb.pp("proj"), 3, 2, true, WeightLayout::OutIn, Init::KaimingUniform { fan_in: 3 })?;
-//! let y = layer.forward(&Tensor::ones([4, 3], DType::F32, &Device::Cpu), false)?;
+//! let y = layer.forward(&Tensor::ones([4, 3], DType::F32, &Device::Cpu)?, false)?;
 //! assert_eq!(y.dims(), &[4, 2]);
 //! assert!(vb.store().get("proj.weight").is_some());
 //! # Ok(()) }

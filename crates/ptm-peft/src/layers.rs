@@ -167,7 +167,7 @@ impl PeftLinear {
     fn scale_weight(&self, v: &Ia3, divide: bool) -> Result<()> {
         let l = v.vector()?;
         let l = if divide {
-            Tensor::ones_like(&l).div(&l)?
+            Tensor::ones_like(&l)?.div(&l)?
         } else {
             l
         };

@@ -134,7 +134,7 @@ impl Tensor {
         }
         let _guard = no_grad();
         let mut pending = GradStore::new();
-        pending.accumulate(self.id(), self.ones_like())?;
+        pending.accumulate(self.id(), self.ones_like()?)?;
         for node in sorted_nodes(self) {
             let Some(grad) = pending.0.remove(&node.id()) else {
                 continue;
@@ -180,7 +180,7 @@ fn input_grads(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<(Tensor, Tensor)
             let gx = match *u {
                 UnaryOp::Neg => g.neg()?,
                 UnaryOp::Abs => g.mul(&x.sign()?)?,
-                UnaryOp::Sign => g.zeros_like(),
+                UnaryOp::Sign => g.zeros_like()?,
                 UnaryOp::Exp => g.mul(out)?,
                 UnaryOp::Log => g.div(x)?,
                 UnaryOp::Sqrt => g.div(out)?.affine(0.5, 0.0)?,
@@ -235,7 +235,7 @@ fn input_grads(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<(Tensor, Tensor)
                 .collect())
         }
         Op::WhereCond(mask, t, f) => {
-            let zero = Tensor::zeros((), g.dtype(), &g.device());
+            let zero = Tensor::zeros((), g.dtype(), &g.device())?;
             let gt = mask.where_cond(g, &zero)?;
             let gf = mask.where_cond(&zero, g)?;
             Ok(vec![
@@ -290,11 +290,11 @@ fn input_grads(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<(Tensor, Tensor)
             };
             let mut pieces = vec![];
             if start > 0 {
-                pieces.push(zeros(start));
+                pieces.push(zeros(start)?);
             }
             pieces.push(g.clone());
             if after > 0 {
-                pieces.push(zeros(after));
+                pieces.push(zeros(after)?);
             }
             one(x, Tensor::cat(&pieces, dim)?)
         }
@@ -310,8 +310,8 @@ fn input_grads(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<(Tensor, Tensor)
             }
             Ok(res)
         }
-        Op::IndexSelect(x, ids, dim) => one(x, x.zeros_like().index_add(*dim, ids, g)?),
-        Op::Gather(x, ids, dim) => one(x, x.zeros_like().scatter_add(*dim, ids, g)?),
+        Op::IndexSelect(x, ids, dim) => one(x, x.zeros_like()?.index_add(*dim, ids, g)?),
+        Op::Gather(x, ids, dim) => one(x, x.zeros_like()?.scatter_add(*dim, ids, g)?),
         Op::Cast(x) => one(x, g.to_dtype(x.dtype())?),
         Op::Softmax(x) => one(x, crate::ops::nn::softmax_backward(out, g)?),
         Op::LogSoftmax(x) => one(x, crate::ops::nn::log_softmax_backward(out, g)?),

@@ -57,6 +57,22 @@ pub enum Error {
         /// What the op supports.
         note: String,
     },
+    /// An op with no path yet for the device its operands live on.
+    #[error("{op}: not available on {device} yet (move the tensor to the CPU with `to_device`)")]
+    UnsupportedOnDevice {
+        /// The op.
+        op: &'static str,
+        /// The device, e.g. `cuda:0`.
+        device: String,
+    },
+    /// A device that cannot be used (no driver, no GPU, out of memory...).
+    #[error("{device}: {msg}")]
+    Device {
+        /// The device, e.g. `cuda:0`.
+        device: String,
+        /// What went wrong.
+        msg: String,
+    },
     /// Operands on different devices.
     #[error("{op}: device mismatch: {lhs} vs {rhs}")]
     DeviceMismatch {

@@ -28,6 +28,8 @@
 
 mod backprop;
 pub mod coverage;
+#[cfg(feature = "cuda")]
+mod cuda;
 mod device;
 mod dtype;
 mod error;

@@ -71,17 +71,17 @@ macro_rules! le_bytes {
 }
 le_bytes!(f32, f64, half::f16, half::bf16, u32, i64);
 
-fn encode(t: &Tensor) -> Bytes {
-    let data = with_vec!(&*t.storage_view(), v => {
+fn encode(t: &Tensor) -> Result<Bytes> {
+    let data = with_vec!(&*t.host_storage_view()?, v => {
         let mut out = Vec::with_capacity(v.len() * t.dtype().size_in_bytes());
         v.iter().for_each(|x| x.put(&mut out));
         out
     });
-    Bytes {
+    Ok(Bytes {
         dtype: to_st(t.dtype()),
         shape: t.dims().to_vec(),
         data,
-    }
+    })
 }
 
 /// Bytes decoded between two calls of the release callback (a multiple of every element size).
@@ -107,8 +107,8 @@ pub fn save<'a>(
     let path = path.as_ref();
     let data: Vec<(String, Bytes)> = tensors
         .into_iter()
-        .map(|(n, t)| (n.to_string(), encode(t)))
-        .collect();
+        .map(|(n, t)| Ok((n.to_string(), encode(t)?)))
+        .collect::<Result<_>>()?;
     let mut seen = std::collections::HashSet::new();
     if let Some((dup, _)) = data.iter().find(|(n, _)| !seen.insert(n.clone())) {
         return Err(st_err(path, format!("tensor name '{dup}' given twice")));

@@ -7,6 +7,45 @@ use ptm_cpu::strided::gather;
 use ptm_cpu::Float;
 use std::borrow::Cow;
 
+/// Where a tensor's elements live.
+#[derive(Debug)]
+pub(crate) enum Storage {
+    /// Host memory.
+    Cpu(CpuStorage),
+    /// Memory of a CUDA device.
+    #[cfg(feature = "cuda")]
+    Cuda(crate::cuda::CudaStorage),
+}
+
+impl Storage {
+    /// The dtype of the elements.
+    pub(crate) fn dtype(&self) -> DType {
+        match self {
+            Storage::Cpu(s) => s.dtype(),
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(s) => s.dtype(),
+        }
+    }
+
+    /// Number of elements in the buffer.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Storage::Cpu(s) => s.len(),
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(s) => s.len(),
+        }
+    }
+
+    /// The device holding it.
+    pub(crate) fn device(&self) -> crate::Device {
+        match self {
+            Storage::Cpu(_) => crate::Device::Cpu,
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(s) => crate::Device::Cuda(s.ordinal()),
+        }
+    }
+}
+
 /// The elements of a tensor on the CPU, typed by dtype.
 #[derive(Clone, Debug)]
 pub enum CpuStorage {

@@ -4,7 +4,7 @@ use crate::backprop::is_grad_enabled;
 use crate::dtype::WithDType;
 use crate::error::{Error, Result};
 use crate::op::Op;
-use crate::storage::{CpuStorage, IntoStorage};
+use crate::storage::{CpuStorage, IntoStorage, Storage};
 use crate::{DType, Device, Layout, Rng, Shape};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -22,9 +22,8 @@ impl TensorId {
 
 pub(crate) struct Inner {
     id: TensorId,
-    storage: Arc<CpuStorage>,
+    storage: Arc<Storage>,
     layout: Layout,
-    device: Device,
     op: Option<Op>,
     is_variable: bool,
 }
@@ -64,13 +63,12 @@ impl std::fmt::Debug for Tensor {
 
 impl Tensor {
     /// Builds a tensor from parts, recording `op` only when gradients are on and an input tracks them.
-    pub(crate) fn from_parts(storage: Arc<CpuStorage>, layout: Layout, op: Option<Op>) -> Tensor {
+    pub(crate) fn from_parts(storage: Arc<Storage>, layout: Layout, op: Option<Op>) -> Tensor {
         let op = op.filter(|op| is_grad_enabled() && op.inputs().iter().any(|t| t.tracks_grad()));
         Tensor(Arc::new(Inner {
             id: TensorId::new(),
             storage,
             layout,
-            device: Device::Cpu,
             op,
             is_variable: false,
         }))
@@ -78,6 +76,17 @@ impl Tensor {
 
     /// A fresh contiguous tensor over new storage.
     pub(crate) fn from_storage(storage: CpuStorage, shape: Shape, op: Option<Op>) -> Tensor {
+        debug_assert_eq!(storage.len(), shape.elem_count());
+        Tensor::from_parts(
+            Arc::new(Storage::Cpu(storage)),
+            Layout::contiguous(shape),
+            op,
+        )
+    }
+
+    /// A fresh contiguous tensor over new storage on any device.
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    pub(crate) fn from_any_storage(storage: Storage, shape: Shape, op: Option<Op>) -> Tensor {
         debug_assert_eq!(storage.len(), shape.elem_count());
         Tensor::from_parts(Arc::new(storage), Layout::contiguous(shape), op)
     }
@@ -87,7 +96,23 @@ impl Tensor {
         Tensor::from_parts(self.0.storage.clone(), layout, Some(op))
     }
 
-    pub(crate) fn storage(&self) -> &CpuStorage {
+    /// The host storage, or an error naming `op` when the tensor lives on a device that `op`
+    /// has no path for.
+    #[cfg_attr(not(feature = "cuda"), allow(unused_variables))]
+    pub(crate) fn cpu(&self, op: &'static str) -> Result<&CpuStorage> {
+        match &*self.0.storage {
+            Storage::Cpu(s) => Ok(s),
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(_) => Err(Error::UnsupportedOnDevice {
+                op,
+                device: self.device().to_string(),
+            }),
+        }
+    }
+
+    /// The storage, whatever the device.
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    pub(crate) fn any_storage(&self) -> &Storage {
         &self.0.storage
     }
 
@@ -104,7 +129,6 @@ impl Tensor {
         device: &Device,
     ) -> Result<Tensor> {
         let shape = shape.into();
-        let _ = device;
         if data.len() != shape.elem_count() {
             return Err(Error::BadShape {
                 op: "from_vec",
@@ -112,7 +136,23 @@ impl Tensor {
                 msg: format!("{} elements given", data.len()),
             });
         }
-        Ok(Tensor::from_storage(data.into_storage(), shape, None))
+        let t = Tensor::from_storage(data.into_storage(), shape, None);
+        if device.is_cuda() {
+            return t.to_device(device);
+        }
+        Ok(t)
+    }
+
+    /// This tensor on `device`: itself when already there, else a copy. The copy is not recorded
+    /// for autograd (make variables on the device they train on).
+    pub fn to_device(&self, device: &Device) -> Result<Tensor> {
+        if self.device() == *device {
+            return Ok(self.clone());
+        }
+        #[cfg(feature = "cuda")]
+        return crate::cuda::to_device(self, device);
+        #[cfg(not(feature = "cuda"))]
+        Ok(self.clone())
     }
 
     /// Like [`Tensor::from_vec`], copying from a slice.
@@ -124,10 +164,20 @@ impl Tensor {
         Tensor::from_vec(data.to_vec(), shape, device)
     }
 
-    /// A tensor filled with `value` (converted to `dtype`).
-    pub fn full(value: f64, shape: impl Into<Shape>, dtype: DType, device: &Device) -> Tensor {
-        let _ = device;
+    /// A tensor filled with `value` (converted to `dtype`) on `device`. An error only where the
+    /// device cannot hold it (no GPU, out of device memory).
+    pub fn full(
+        value: f64,
+        shape: impl Into<Shape>,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor> {
         let shape = shape.into();
+        #[cfg(feature = "cuda")]
+        if let Device::Cuda(n) = *device {
+            return crate::cuda::full(value, shape, dtype, n);
+        }
+        let _ = device;
         let n = shape.elem_count();
         let storage = match dtype {
             DType::F32 => vec![value as f32; n].into_storage(),
@@ -137,31 +187,31 @@ impl Tensor {
             DType::U32 => vec![value as u32; n].into_storage(),
             DType::I64 => vec![value as i64; n].into_storage(),
         };
-        Tensor::from_storage(storage, shape, None)
+        Ok(Tensor::from_storage(storage, shape, None))
     }
 
     /// All zeros.
-    pub fn zeros(shape: impl Into<Shape>, dtype: DType, device: &Device) -> Tensor {
+    pub fn zeros(shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
         Tensor::full(0.0, shape, dtype, device)
     }
 
     /// All ones.
-    pub fn ones(shape: impl Into<Shape>, dtype: DType, device: &Device) -> Tensor {
+    pub fn ones(shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
         Tensor::full(1.0, shape, dtype, device)
     }
 
     /// Zeros with this tensor's shape, dtype and device.
-    pub fn zeros_like(&self) -> Tensor {
+    pub fn zeros_like(&self) -> Result<Tensor> {
         Tensor::zeros(self.shape(), self.dtype(), &self.device())
     }
 
     /// Ones with this tensor's shape, dtype and device.
-    pub fn ones_like(&self) -> Tensor {
+    pub fn ones_like(&self) -> Result<Tensor> {
         Tensor::ones(self.shape(), self.dtype(), &self.device())
     }
 
     /// A rank-0 tensor.
-    pub fn scalar(value: f64, dtype: DType, device: &Device) -> Tensor {
+    pub fn scalar(value: f64, dtype: DType, device: &Device) -> Result<Tensor> {
         Tensor::full(value, (), dtype, device)
     }
 
@@ -181,7 +231,9 @@ impl Tensor {
         }
         let n = ((end - start) / step).ceil().max(0.0) as usize;
         let v: Vec<f64> = (0..n).map(|i| start + i as f64 * step).collect();
-        Tensor::from_vec(v, [n], device)?.to_dtype(dtype)
+        Tensor::from_vec(v, [n], &Device::Cpu)?
+            .to_dtype(dtype)?
+            .to_device(device)
     }
 
     /// `start, start+1, ..., end-1`.
@@ -202,7 +254,9 @@ impl Tensor {
         let v: Vec<f64> = (0..shape.elem_count())
             .map(|_| lo + (hi - lo) * rng.uniform())
             .collect();
-        Tensor::from_vec(v, shape, device)?.to_dtype(dtype)
+        Tensor::from_vec(v, shape, &Device::Cpu)?
+            .to_dtype(dtype)?
+            .to_device(device)
     }
 
     /// Normal samples with the given mean and standard deviation from `rng`.
@@ -218,7 +272,9 @@ impl Tensor {
         let v: Vec<f64> = (0..shape.elem_count())
             .map(|_| mean + std * rng.normal())
             .collect();
-        Tensor::from_vec(v, shape, device)?.to_dtype(dtype)
+        Tensor::from_vec(v, shape, &Device::Cpu)?
+            .to_dtype(dtype)?
+            .to_device(device)
     }
 
     // ---- accessors ----
@@ -253,7 +309,7 @@ impl Tensor {
     }
     /// The device holding the storage.
     pub fn device(&self) -> Device {
-        self.0.device
+        self.0.storage.device()
     }
     /// The layout (shape, strides, offset) of this view.
     pub fn layout(&self) -> &Layout {
@@ -276,7 +332,6 @@ impl Tensor {
             id: TensorId::new(),
             storage: self.0.storage.clone(),
             layout: self.0.layout.clone(),
-            device: self.0.device,
             op: None,
             is_variable: true,
         }))
@@ -308,7 +363,16 @@ impl Tensor {
                 rhs: T::DTYPE,
             });
         }
-        Ok(self.0.storage.gather_as::<T>(&self.0.layout))
+        Ok(self.host()?.gather_as::<T>(&self.0.layout))
+    }
+
+    /// The storage on the host: borrowed for a CPU tensor, copied from the device otherwise.
+    fn host(&self) -> Result<std::borrow::Cow<'_, CpuStorage>> {
+        match &*self.0.storage {
+            Storage::Cpu(s) => Ok(std::borrow::Cow::Borrowed(s)),
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(s) => Ok(std::borrow::Cow::Owned(s.download()?)),
+        }
     }
 
     /// The elements in row-major order, borrowed without a copy when this tensor holds `T` in one
@@ -316,7 +380,10 @@ impl Tensor {
     /// does. Same dtype rule as `to_vec`.
     pub fn values<T: WithDType>(&self) -> Result<std::borrow::Cow<'_, [T]>> {
         let l = &self.0.layout;
-        if let (true, Some(v)) = (l.is_contiguous(), T::slice(&self.0.storage)) {
+        if let (true, Storage::Cpu(s)) = (l.is_contiguous(), &*self.0.storage) {
+            let Some(v) = T::slice(s) else {
+                return self.to_vec::<T>().map(std::borrow::Cow::Owned);
+            };
             let n = l.shape().elem_count();
             return Ok(std::borrow::Cow::Borrowed(&v[l.offset()..l.offset() + n]));
         }
@@ -347,23 +414,41 @@ impl Tensor {
 
     /// The elements converted to f64, whatever the dtype.
     pub fn to_f64_vec(&self) -> Result<Vec<f64>> {
-        Ok(self.0.storage.gather_as::<f64>(&self.0.layout))
+        Ok(self.host()?.gather_as::<f64>(&self.0.layout))
     }
 
-    /// A contiguous copy of the raw storage of this view (same dtype).
-    pub(crate) fn contiguous_storage(&self) -> CpuStorage {
-        self.0.storage.gather(&self.0.layout)
+    /// A contiguous host copy of the raw storage of this view (same dtype); `op` names the caller
+    /// in the error for a device tensor.
+    pub(crate) fn contiguous_storage(&self, op: &'static str) -> Result<CpuStorage> {
+        Ok(self.cpu(op)?.gather(&self.0.layout))
+    }
+
+    /// [`Tensor::storage_view`] for a tensor on any device (a device tensor is copied to the host).
+    pub(crate) fn host_storage_view(&self) -> Result<std::borrow::Cow<'_, CpuStorage>> {
+        match &*self.0.storage {
+            Storage::Cpu(_) => self.storage_view("save"),
+            #[cfg(feature = "cuda")]
+            Storage::Cuda(s) => Ok(std::borrow::Cow::Owned(
+                s.download()?.gather(&self.0.layout),
+            )),
+        }
     }
 
     /// The elements in row-major order without copying when the view already is the whole
     /// storage in order (the common case: a parameter, a fresh result), else a gathered copy.
-    pub(crate) fn storage_view(&self) -> std::borrow::Cow<'_, CpuStorage> {
+    pub(crate) fn storage_view(
+        &self,
+        op: &'static str,
+    ) -> Result<std::borrow::Cow<'_, CpuStorage>> {
         let l = &self.0.layout;
-        if l.is_contiguous() && l.offset() == 0 && l.shape().elem_count() == self.0.storage.len() {
-            std::borrow::Cow::Borrowed(&*self.0.storage)
-        } else {
-            std::borrow::Cow::Owned(self.contiguous_storage())
-        }
+        let s = self.cpu(op)?;
+        Ok(
+            if l.is_contiguous() && l.offset() == 0 && l.shape().elem_count() == s.len() {
+                std::borrow::Cow::Borrowed(s)
+            } else {
+                std::borrow::Cow::Owned(s.gather(l))
+            },
+        )
     }
 
     // ---- checks shared by ops ----

@@ -6,7 +6,7 @@ use ptm_tensor::{
 };
 
 fn t(shape: &[usize]) -> Tensor {
-    Tensor::zeros(shape, DType::F32, &Device::Cpu)
+    Tensor::zeros(shape, DType::F32, &Device::Cpu).unwrap()
 }
 
 fn msg(r: ptm_tensor::Result<Tensor>) -> (Error, String) {
@@ -39,7 +39,8 @@ fn shape_mismatch_names_the_op_and_both_shapes() {
     );
     let (_, m) = msg(t(&[1, 3, 4, 4]).conv2d(&t(&[2, 2, 3, 3]), None, 1, 0));
     assert!(m.contains("conv2d") && m.contains("3 channels"), "{m}");
-    let (_, m) = msg(t(&[2, 5]).cross_entropy(&Tensor::zeros([3], DType::I64, &Device::Cpu), -100));
+    let (_, m) =
+        msg(t(&[2, 5]).cross_entropy(&Tensor::zeros([3], DType::I64, &Device::Cpu).unwrap(), -100));
     assert!(m.contains("cross_entropy") && m.contains("[3]"), "{m}");
 }
 
@@ -65,7 +66,8 @@ fn bad_shape_names_what_is_wrong() {
         AttentionOptions::default(),
     ));
     assert!(m.contains("attention") && m.contains("rank 4"), "{m}");
-    let no_classes = t(&[2, 0]).cross_entropy(&Tensor::zeros([2], DType::I64, &Device::Cpu), -100);
+    let no_classes =
+        t(&[2, 0]).cross_entropy(&Tensor::zeros([2], DType::I64, &Device::Cpu).unwrap(), -100);
     let (_, m) = msg(no_classes);
     assert!(
         m.contains("cross_entropy") && m.contains("[2, 0]") && m.contains("class"),
@@ -96,7 +98,7 @@ fn dims_out_of_range_name_the_dim_and_shape() {
 
 #[test]
 fn dtype_mismatch_and_unsupported_dtypes_are_errors() {
-    let (e, _) = msg(t(&[2]).add(&Tensor::zeros([2], DType::F64, &Device::Cpu)));
+    let (e, _) = msg(t(&[2]).add(&Tensor::zeros([2], DType::F64, &Device::Cpu).unwrap()));
     assert!(
         matches!(
             e,
@@ -108,7 +110,7 @@ fn dtype_mismatch_and_unsupported_dtypes_are_errors() {
         ),
         "{e:?}"
     );
-    let ids = Tensor::zeros([3], DType::U32, &Device::Cpu);
+    let ids = Tensor::zeros([3], DType::U32, &Device::Cpu).unwrap();
     let (e, m) = msg(ids.exp());
     assert!(
         matches!(

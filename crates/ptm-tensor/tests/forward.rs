@@ -85,8 +85,8 @@ fn softmax_layer_norm_and_gelu_match_their_formulas() {
         "log_softmax",
     );
     let (w, b) = (
-        Tensor::full(2.0, [6], DType::F64, &Device::Cpu),
-        Tensor::full(0.5, [6], DType::F64, &Device::Cpu),
+        Tensor::full(2.0, [6], DType::F64, &Device::Cpu).unwrap(),
+        Tensor::full(0.5, [6], DType::F64, &Device::Cpu).unwrap(),
     );
     assert_close(
         &x.layer_norm(Some(&w), Some(&b), 1e-5)
@@ -331,7 +331,7 @@ fn casts_round_trip_and_round_to_nearest() {
 
 #[test]
 fn dropout_is_seeded_and_keeps_the_expectation() {
-    let x = Tensor::ones([10_000], DType::F32, &Device::Cpu);
+    let x = Tensor::ones([10_000], DType::F32, &Device::Cpu).unwrap();
     let a = x
         .dropout(0.25, &mut Rng::new(3))
         .unwrap()

@@ -88,8 +88,8 @@ pub fn fit_linear_probe(
     if s.steps == 0 || s.log_every == 0 {
         return Err(setting("max_steps", "the probe needs at least one step"));
     }
-    let w = Param::new(Tensor::zeros([classes, d], DType::F32, &Device::Cpu), true);
-    let b = Param::new(Tensor::zeros([classes], DType::F32, &Device::Cpu), true);
+    let w = Param::new(Tensor::zeros([classes, d], DType::F32, &Device::Cpu)?, true);
+    let b = Param::new(Tensor::zeros([classes], DType::F32, &Device::Cpu)?, true);
     let cfg = AdamWConfig {
         lr: s.learning_rate,
         weight_decay: s.weight_decay,

@@ -195,7 +195,7 @@ impl BertModel {
                 .map_err(|err| input_err("token_type_ids", err.to_string()))?,
             None => e
                 .token_type
-                .forward(&Tensor::zeros([b, t], DType::U32, &Device::Cpu), train)?,
+                .forward(&Tensor::zeros([b, t], DType::U32, &Device::Cpu)?, train)?,
         };
         let x = words
             .add(&types)?

@@ -63,9 +63,9 @@ pub(crate) fn fused_attention(
     };
     let (o, stats) = float_dispatch!(dtype, "attention", T => {
         let (qv, kv, vv) = (
-            T::read(q.storage(), q.layout()),
-            T::read(k.storage(), k.layout()),
-            T::read(v.storage(), v.layout()),
+            T::read(q.cpu("scaled_dot_product_attention")?, q.layout()),
+            T::read(k.cpu("scaled_dot_product_attention")?, k.layout()),
+            T::read(v.cpu("scaled_dot_product_attention")?, v.layout()),
         );
         let mut o = vec![T::ZERO; qv.len()];
         let mut st = vec![T::ZERO; b * h * tq * 2];
@@ -88,7 +88,7 @@ pub(crate) fn fused_attention(
         }),
     };
     Ok(Tensor::from_parts(
-        Arc::new(o),
+        Arc::new(crate::storage::Storage::Cpu(o)),
         Layout::contiguous(q.shape().clone()),
         Some(op),
     ))
@@ -107,12 +107,12 @@ pub(crate) fn fused_attention_backward(
     let sh = &saved.shape;
     let (dq, dk, dv) = float_dispatch!(dtype, "attention", T => {
         let (qv, kv, vv) = (
-            T::read(q.storage(), q.layout()),
-            T::read(k.storage(), k.layout()),
-            T::read(v.storage(), v.layout()),
+            T::read(q.cpu("scaled_dot_product_attention")?, q.layout()),
+            T::read(k.cpu("scaled_dot_product_attention")?, k.layout()),
+            T::read(v.cpu("scaled_dot_product_attention")?, v.layout()),
         );
-        let (ov, gv) = (T::read(out.storage(), out.layout()), T::read(g.storage(), g.layout()));
-        let st = T::read(saved.stats.storage(), saved.stats.layout());
+        let (ov, gv) = (T::read(out.cpu("scaled_dot_product_attention")?, out.layout()), T::read(g.cpu("scaled_dot_product_attention")?, g.layout()));
+        let st = T::read(saved.stats.cpu("scaled_dot_product_attention")?, saved.stats.layout());
         let mut dq = vec![T::ZERO; qv.len()];
         let (mut dk, mut dv) = (vec![T::ZERO; kv.len()], vec![T::ZERO; vv.len()]);
         attention_bwd(

@@ -142,12 +142,20 @@ impl Tensor {
                 ),
             ));
         }
-        let storage = match (widen(self.storage(), &la), widen(rhs.storage(), &lb)) {
+        #[cfg(feature = "cuda")]
+        if self.device().is_cuda() || rhs.device().is_cuda() {
+            self.check_same_dtype(rhs, name)?;
+            return crate::cuda::binary(self, &la, rhs, &lb, op, name);
+        }
+        let storage = match (
+            widen(self.cpu(op_name(op))?, &la),
+            widen(rhs.cpu(op_name(op))?, &lb),
+        ) {
             (Some(a), Some(b)) => {
                 let contiguous = Layout::contiguous(la.shape().clone());
                 <f32 as Compute>::write(binary_typed(op, &a, &contiguous, &b, &contiguous), dtype)
             }
-            _ => match (self.storage(), rhs.storage()) {
+            _ => match (self.cpu(op_name(op))?, rhs.cpu(op_name(op))?) {
                 (CpuStorage::F32(a), CpuStorage::F32(b)) => {
                     binary_typed(op, a, &la, b, &lb).into_storage()
                 }
@@ -202,14 +210,14 @@ impl Tensor {
     }
     /// Clamps every element into `[lo, hi]`.
     pub fn clamp(&self, lo: f64, hi: f64) -> Result<Tensor> {
-        let lo = Tensor::scalar(lo, self.dtype(), &self.device());
-        let hi = Tensor::scalar(hi, self.dtype(), &self.device());
+        let lo = Tensor::scalar(lo, self.dtype(), &self.device())?;
+        let hi = Tensor::scalar(hi, self.dtype(), &self.device())?;
         self.maximum(&lo)?.minimum(&hi)
     }
 
     fn cmp(&self, rhs: &Tensor, op: CmpOp) -> Result<Tensor> {
         let (la, lb) = broadcast_pair("compare", self, rhs)?;
-        let (a, b) = (self.storage(), rhs.storage());
+        let (a, b) = (self.cpu("compare")?, rhs.cpu("compare")?);
         let mask = dispatch_dtype!(self.dtype(), T => {
             let (a, b) = (T::slice(a).unwrap_or(&[]), T::slice(b).unwrap_or(&[]));
             cmp_typed(op, a, &la, b, &lb)
@@ -222,7 +230,7 @@ impl Tensor {
     }
 
     fn cmp_scalar(&self, value: f64, op: CmpOp) -> Result<Tensor> {
-        self.cmp(&Tensor::scalar(value, self.dtype(), &self.device()), op)
+        self.cmp(&Tensor::scalar(value, self.dtype(), &self.device())?, op)
     }
 
     /// `a == b` as a u32 0/1 mask, broadcasting.
@@ -292,7 +300,7 @@ impl Tensor {
             on_false.layout().broadcast_to("where_cond", &shape)?,
         );
         let storage = dispatch_dtype!(on_true.dtype(), T => {
-            let (a, b) = (T::slice(on_true.storage()).unwrap_or(&[]), T::slice(on_false.storage()).unwrap_or(&[]));
+            let (a, b) = (T::slice(on_true.cpu("where_cond")?).unwrap_or(&[]), T::slice(on_false.cpu("where_cond")?).unwrap_or(&[]));
             let mut i = 0;
             zip_map(a, &lt, b, &lf, |x, y| {
                 let pick = if mask[i] != 0.0 { x } else { y };
@@ -314,6 +322,6 @@ impl Tensor {
 
     /// `value` where `mask` is set, this tensor elsewhere (mask broadcasts).
     pub fn masked_fill(&self, mask: &Tensor, value: f64) -> Result<Tensor> {
-        mask.where_cond(&Tensor::scalar(value, self.dtype(), &self.device()), self)
+        mask.where_cond(&Tensor::scalar(value, self.dtype(), &self.device())?, self)
     }
 }

@@ -11,7 +11,11 @@ impl Tensor {
         if dtype == self.dtype() {
             return Ok(self.clone());
         }
-        let storage = self.storage().cast(self.layout(), dtype);
+        #[cfg(feature = "cuda")]
+        if self.device().is_cuda() {
+            return crate::cuda::to_dtype(self, dtype);
+        }
+        let storage = self.cpu("to_dtype")?.cast(self.layout(), dtype);
         let op = (dtype.is_float() && self.dtype().is_float()).then(|| Op::Cast(self.clone()));
         Ok(Tensor::from_storage(storage, self.shape().clone(), op))
     }

@@ -33,7 +33,7 @@ impl Tensor {
         let dtype = self.dtype();
         let rows = c * g.kh * g.kw;
         let storage = float_dispatch!(dtype, "unfold", T => {
-            let x = T::read(self.storage(), self.layout());
+            let x = T::read(self.cpu("unfold")?, self.layout());
             let mut cols = vec![T::ZERO; n * rows * oh * ow];
             im2col(&x, &g, &mut cols);
             T::write(cols, dtype)
@@ -100,7 +100,7 @@ impl Tensor {
 /// Gradient of [`Tensor::unfold`]: folds the patch gradients back (col2im).
 pub(crate) fn unfold_backward(g: &Tensor, geom: &Conv2dGeometry, dtype: DType) -> Result<Tensor> {
     let storage = float_dispatch!(dtype, "unfold", T => {
-        let cols = T::read(g.storage(), g.layout());
+        let cols = T::read(g.cpu("unfold_backward")?, g.layout());
         let mut dx = vec![T::ZERO; geom.n * geom.c * geom.h * geom.w];
         col2im(&cols, geom, &mut dx);
         T::write(dx, dtype)

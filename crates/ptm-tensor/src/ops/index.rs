@@ -131,7 +131,10 @@ impl Tensor {
         if tensors.len() == 1 {
             return Ok(first.clone());
         }
-        let parts: Vec<_> = tensors.iter().map(|t| t.storage_view()).collect();
+        let parts: Vec<_> = tensors
+            .iter()
+            .map(|t| t.storage_view("cat"))
+            .collect::<Result<_>>()?;
         let sizes: Vec<usize> = tensors.iter().map(|t| t.dims()[d]).collect();
         let (outer, _, inner) = split_at(first.dims(), d);
         let storage = dispatch_dtype!(first.dtype(), T => cat_typed::<T>(&parts, &sizes, outer, inner).into_storage());
@@ -212,7 +215,7 @@ impl Tensor {
             "index_select",
             &format!("ids along dim {d} of {}", self.shape()),
         )?;
-        let src = self.storage_view();
+        let src = self.storage_view("index_select")?;
         let storage = dispatch_dtype!(self.dtype(), T => {
             index_select_typed::<T>(T::slice(&src).unwrap_or(&[]), &idx, outer, size, inner).into_storage()
         });
@@ -261,7 +264,7 @@ impl Tensor {
             &format!("index along dim {d} of {}", self.shape()),
         )?;
         let offsets = gather_offsets(index.dims(), &ids, self.dims(), d);
-        let src = self.storage_view();
+        let src = self.storage_view("gather")?;
         let storage = dispatch_dtype!(self.dtype(), T => {
             let s = T::slice(&src).unwrap_or(&[]);
             offsets.iter().map(|&o| s[o]).collect::<Vec<T>>().into_storage()
@@ -278,8 +281,8 @@ impl Tensor {
     pub(crate) fn index_add(&self, dim: usize, ids: &Tensor, src: &Tensor) -> Result<Tensor> {
         let (outer, size, inner) = split_at(self.dims(), dim);
         let idx = read_indices(ids, size, "index_add", "ids")?;
-        let src = src.storage_view();
-        let mut out = self.contiguous_storage();
+        let src = src.storage_view("index_add")?;
+        let mut out = self.contiguous_storage("index_add")?;
         add_at(&mut out, &src, |flat| {
             let (o, rest) = (flat / (idx.len() * inner), flat % (idx.len() * inner));
             (o * size + idx[rest / inner]) * inner + rest % inner
@@ -292,8 +295,8 @@ impl Tensor {
     pub(crate) fn scatter_add(&self, dim: usize, index: &Tensor, src: &Tensor) -> Result<Tensor> {
         let ids = read_indices(index, self.dims()[dim], "scatter_add", "index")?;
         let offsets = gather_offsets(index.dims(), &ids, self.dims(), dim);
-        let src = src.storage_view();
-        let mut out = self.contiguous_storage();
+        let src = src.storage_view("scatter_add")?;
+        let mut out = self.contiguous_storage("scatter_add")?;
         add_at(&mut out, &src, |flat| offsets[flat]);
         Ok(Tensor::from_storage(out, self.shape().clone(), None))
     }

@@ -63,8 +63,8 @@ impl Tensor {
         let want_dw = is_grad_enabled() && weight.tracks_grad();
         let dtype = self.dtype();
         let (loss, grads) = float_dispatch!(dtype, "linear_cross_entropy", T => {
-            let h = T::read(self.storage(), self.layout());
-            let w = T::read(weight.storage(), weight.layout());
+            let h = T::read(self.cpu("linear_cross_entropy")?, self.layout());
+            let w = T::read(weight.cpu("linear_cross_entropy")?, weight.layout());
             let (loss, dh, dw) = fused::<T>(&h, &w, &t, (n, c, v), ignore_index, (want_dh, want_dw));
             let dh = dh.map(|d| Tensor::from_storage(T::write(d, dtype), self.shape().clone(), None));
             let dw = dw.map(|d| Tensor::from_storage(T::write(d, dtype), weight.shape().clone(), None));

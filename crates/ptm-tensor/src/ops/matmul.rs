@@ -148,8 +148,12 @@ impl Tensor {
         };
         let la = self.layout().broadcast_to("matmul", &with(m, k))?;
         let lb = rhs.layout().broadcast_to("matmul", &with(k, n))?;
+        #[cfg(feature = "cuda")]
+        if self.device().is_cuda() || rhs.device().is_cuda() {
+            return crate::cuda::matmul(self, &la, rhs, &lb, m, n, k, with(m, n));
+        }
         let dtype = self.dtype();
-        let storage = match (self.storage(), rhs.storage()) {
+        let storage = match (self.cpu("matmul")?, rhs.cpu("matmul")?) {
             (CpuStorage::F32(a), CpuStorage::F32(b)) => {
                 CpuStorage::F32(batched(a, &la, b, &lb, m, n, k))
             }
@@ -161,7 +165,7 @@ impl Tensor {
             }
             _ => float_dispatch!(dtype, "matmul", T => {
                 // f16: widen both operands (contiguous), multiply in f32, narrow back.
-                let (a, b) = (T::read(self.storage(), &la), T::read(rhs.storage(), &lb));
+                let (a, b) = (T::read(self.cpu("matmul")?, &la), T::read(rhs.cpu("matmul")?, &lb));
                 let (ca, cb) = (Layout::contiguous(la.shape().clone()), Layout::contiguous(lb.shape().clone()));
                 T::write(batched(&a, &ca, &b, &cb, m, n, k), dtype)
             }),

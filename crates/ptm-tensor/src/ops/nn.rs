@@ -51,10 +51,15 @@ impl RowBackward for LogSoftmax {
 impl Tensor {
     /// Runs a row kernel over the last dim and records `op`.
     fn last_dim_kernel<K: RowForward>(&self, op: impl FnOnce(Tensor) -> Op) -> Result<Tensor> {
+        #[cfg(feature = "cuda")]
+        if self.device().is_cuda() {
+            let _ = op;
+            return crate::cuda::softmax_last(self, K::NAME == "log_softmax");
+        }
         let dtype = self.dtype();
         let d = *self.dims().last().unwrap_or(&1);
         let storage = float_dispatch!(dtype, K::NAME, T => {
-            let x = T::read(self.storage(), self.layout());
+            let x = T::read(self.cpu("softmax")?, self.layout());
             let mut y = vec![T::ZERO; x.len()];
             K::run(&x, &mut y, d);
             T::write(y, dtype)
@@ -111,9 +116,9 @@ impl Tensor {
         }
         let dtype = self.dtype();
         let storage = float_dispatch!(dtype, "layer_norm", T => {
-            let x = T::read(self.storage(), self.layout());
-            let w = weight.map(|w| T::read(w.storage(), w.layout()));
-            let b = bias.map(|b| T::read(b.storage(), b.layout()));
+            let x = T::read(self.cpu("layer_norm")?, self.layout());
+            let w = weight.map(|w| w.cpu("layer_norm").map(|s| T::read(s, w.layout()))).transpose()?;
+            let b = bias.map(|b| b.cpu("layer_norm").map(|s| T::read(s, b.layout()))).transpose()?;
             let mut y = vec![T::ZERO; x.len()];
             ln::layer_norm_fwd(&x, w.as_deref(), b.as_deref(), T::from_f64(eps), d, &mut y);
             T::write(y, dtype)
@@ -154,7 +159,7 @@ impl Tensor {
         let t = read_targets(targets, c, ignore_index)?;
         let dtype = self.dtype();
         let storage = float_dispatch!(dtype, "cross_entropy", T => {
-            let x = T::read(self.storage(), self.layout());
+            let x = T::read(self.cpu("cross_entropy")?, self.layout());
             let (total, count) = ce::cross_entropy_fwd(&x, &t, c, ignore_index);
             T::write(vec![T::from_f64(total / count as f64)], dtype)
         });
@@ -219,10 +224,14 @@ pub(crate) fn log_softmax_backward(y: &Tensor, g: &Tensor) -> Result<Tensor> {
 }
 
 fn row_backward<K: RowBackward>(y: &Tensor, g: &Tensor) -> Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    if y.device().is_cuda() {
+        return crate::cuda::softmax_last_backward(y, g, K::NAME == "log_softmax");
+    }
     let dtype = y.dtype();
     let d = *y.dims().last().unwrap_or(&1);
     let storage = float_dispatch!(dtype, K::NAME, T => {
-        let (yv, gv) = (T::read(y.storage(), y.layout()), T::read(g.storage(), g.layout()));
+        let (yv, gv) = (T::read(y.cpu("softmax_backward")?, y.layout()), T::read(g.cpu("softmax_backward")?, g.layout()));
         let mut dx = vec![T::ZERO; yv.len()];
         K::run(&yv, &gv, &mut dx, d);
         T::write(dx, dtype)
@@ -239,8 +248,8 @@ pub(crate) fn layer_norm_backward(
     let dtype = x.dtype();
     let d = *x.dims().last().unwrap_or(&1);
     let (gx, gw, gb) = float_dispatch!(dtype, "layer_norm", T => {
-        let (xv, gv) = (T::read(x.storage(), x.layout()), T::read(g.storage(), g.layout()));
-        let wv = w.map(|w| T::read(w.storage(), w.layout()));
+        let (xv, gv) = (T::read(x.cpu("layer_norm_backward")?, x.layout()), T::read(g.cpu("layer_norm_backward")?, g.layout()));
+        let wv = w.map(|w| w.cpu("layer_norm_backward").map(|s| T::read(s, w.layout()))).transpose()?;
         let (mut dx, mut dw, mut db) = (vec![T::ZERO; xv.len()], vec![T::ZERO; d], vec![T::ZERO; d]);
         ln::layer_norm_bwd(&xv, wv.as_deref(), T::from_f64(eps), d, &gv, &mut dx, Some(&mut dw), Some(&mut db));
         (T::write(dx, dtype), T::write(dw, dtype), T::write(db, dtype))
@@ -269,7 +278,7 @@ pub(crate) fn cross_entropy_backward(
         upstream / count as f64
     };
     let storage = float_dispatch!(dtype, "cross_entropy", T => {
-        let x = T::read(logits.storage(), logits.layout());
+        let x = T::read(logits.cpu("cross_entropy_backward")?, logits.layout());
         let mut dx = vec![T::ZERO; x.len()];
         ce::cross_entropy_bwd(&x, &t, c, ignore_index, T::from_f64(scale), &mut dx);
         T::write(dx, dtype)

@@ -55,12 +55,12 @@ dims_impl!(usize, i32, i64);
 
 /// Views `t` with the reduced dims moved last, returning the contiguous rows to reduce and the
 /// length of each row.
-fn rows_to_reduce<T: WithDType>(t: &Tensor, dims: &[usize]) -> (Vec<T>, usize) {
+fn rows_to_reduce<T: WithDType>(t: &Tensor, dims: &[usize]) -> Result<(Vec<T>, usize)> {
     let kept = (0..t.rank()).filter(|d| !dims.contains(d));
     let perm: Vec<usize> = kept.chain(dims.iter().copied()).collect();
     let layout = t.layout().permuted(&perm);
     let row: usize = dims.iter().map(|&d| t.dims()[d]).product();
-    (t.storage().gather_as::<T>(&layout), row)
+    Ok((t.cpu("reduce")?.gather_as::<T>(&layout), row))
 }
 
 fn reduce_rows<T: Element>(v: &[T], row: usize, op: ReduceOp) -> Vec<T> {
@@ -91,21 +91,25 @@ impl Tensor {
             }
             out_dims[d] = 1;
         }
+        #[cfg(feature = "cuda")]
+        if self.device().is_cuda() {
+            return crate::cuda::reduce(self, op, dims, name);
+        }
         let storage = match self.dtype() {
             DType::F32 | DType::F16 | DType::BF16 => {
-                let (v, row) = rows_to_reduce::<f32>(self, dims);
+                let (v, row) = rows_to_reduce::<f32>(self, dims)?;
                 crate::storage::Compute::write(reduce_rows(&v, row, op), self.dtype())
             }
             DType::F64 => {
-                let (v, row) = rows_to_reduce::<f64>(self, dims);
+                let (v, row) = rows_to_reduce::<f64>(self, dims)?;
                 reduce_rows(&v, row, op).into_storage()
             }
             DType::U32 => {
-                let (v, row) = rows_to_reduce::<u32>(self, dims);
+                let (v, row) = rows_to_reduce::<u32>(self, dims)?;
                 reduce_rows(&v, row, op).into_storage()
             }
             DType::I64 => {
-                let (v, row) = rows_to_reduce::<i64>(self, dims);
+                let (v, row) = rows_to_reduce::<i64>(self, dims)?;
                 reduce_rows(&v, row, op).into_storage()
             }
         };
@@ -215,7 +219,7 @@ impl Tensor {
                 msg: format!("dim {d} is empty"),
             });
         }
-        let (v, row) = rows_to_reduce::<f64>(self, &[d]);
+        let (v, row) = rows_to_reduce::<f64>(self, &[d])?;
         let idx: Vec<i64> = v
             .chunks(row)
             .map(|r| {

@@ -88,9 +88,13 @@ fn apply_grad<T: Float>(op: UnaryOp, v: &mut [T]) {
 
 impl Tensor {
     fn unary(&self, op: UnaryOp) -> Result<Tensor> {
+        #[cfg(feature = "cuda")]
+        if self.device().is_cuda() {
+            return crate::cuda::unary(self, op);
+        }
         let dtype = self.dtype();
         let storage = float_dispatch!(dtype, op.name(), T => {
-            let mut v = T::read_owned(self.storage(), self.layout());
+            let mut v = T::read_owned(self.cpu(op.name())?, self.layout());
             apply::<T>(op, &mut v);
             T::write(v, dtype)
         });
@@ -103,9 +107,13 @@ impl Tensor {
 
     /// The elementwise derivative of GELU / SiLU at this tensor's values (used by backward only).
     pub(crate) fn elementwise_grad(&self, op: UnaryOp) -> Result<Tensor> {
+        #[cfg(feature = "cuda")]
+        if self.device().is_cuda() {
+            return crate::cuda::elementwise_grad(self, op);
+        }
         let dtype = self.dtype();
         let storage = float_dispatch!(dtype, op.name(), T => {
-            let mut v = T::read_owned(self.storage(), self.layout());
+            let mut v = T::read_owned(self.cpu(op.name())?, self.layout());
             apply_grad::<T>(op, &mut v);
             T::write(v, dtype)
         });

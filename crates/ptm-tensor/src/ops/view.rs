@@ -150,8 +150,12 @@ impl Tensor {
         if self.is_contiguous() {
             return Ok(self.clone());
         }
+        #[cfg(feature = "cuda")]
+        if self.device().is_cuda() {
+            return crate::cuda::contiguous(self);
+        }
         Ok(Tensor::from_storage(
-            self.contiguous_storage(),
+            self.contiguous_storage("contiguous")?,
             self.shape().clone(),
             Some(Op::Copy(self.clone())),
         ))

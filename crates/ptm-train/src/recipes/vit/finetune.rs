@@ -92,7 +92,7 @@ fn reset_classifier(ck: &Checkpoint<VitForImageClassification>, seed: u64) -> Re
                 &Device::Cpu,
             )?
         } else {
-            Tensor::zeros(t.dims().to_vec(), t.dtype(), &Device::Cpu)
+            Tensor::zeros(t.dims().to_vec(), t.dtype(), &Device::Cpu)?
         };
         p.set(fresh)?;
     }

@@ -1,0 +1,723 @@
+//! The CUDA backend (feature `cuda`): tensor storage in GPU memory and the ops that run there on
+//! ptm-cuda's kernels. An op without a CUDA path yet returns [`Error::UnsupportedOnDevice`]
+//! (move the tensor to the CPU with `to_device`); no op silently copies to the host.
+//!
+//! Devices are opened once per process and kept (`open_gpu`). Values created from seeded random
+//! streams (`rand`, `randn`, `dropout`) are drawn on the host and uploaded, so a seed gives the
+//! same numbers on every device.
+
+use crate::error::{Error, Result};
+use crate::op::{BinaryOp, Op, ReduceOp, UnaryOp};
+use crate::storage::{CpuStorage, Storage};
+use crate::{DType, Device, Layout, Shape, Tensor};
+use half::{bf16, f16};
+use ptm_cuda::ops::elementwise::{self as ew, Binary, Unary};
+use ptm_cuda::ops::matmul::{gemm, Gemm, Operand};
+use ptm_cuda::ops::rows;
+use ptm_cuda::{Buffer, Device as Gpu};
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
+/// GPU `n`, opened at first use and kept for the process.
+pub(crate) fn open_gpu(n: usize) -> Result<Gpu> {
+    static OPEN: OnceLock<Mutex<HashMap<usize, Gpu>>> = OnceLock::new();
+    let mut open = OPEN
+        .get_or_init(|| Mutex::new(HashMap::new()))
+        .lock()
+        .map_err(|_| dev_err(n, "device registry poisoned"))?;
+    if let Some(d) = open.get(&n) {
+        return Ok(d.clone());
+    }
+    let d = Gpu::new(n).map_err(|e| dev_err(n, e))?;
+    open.insert(n, d.clone());
+    Ok(d)
+}
+
+fn dev_err(n: usize, e: impl std::fmt::Display) -> Error {
+    Error::Device {
+        device: format!("cuda:{n}"),
+        msg: e.to_string(),
+    }
+}
+
+fn kernel_err(gpu: &Gpu, e: ptm_cuda::Error) -> Error {
+    dev_err(gpu.ordinal(), e)
+}
+
+/// A typed device buffer.
+pub(crate) enum CudaBuf {
+    F32(Buffer<f32>),
+    F64(Buffer<f64>),
+    F16(Buffer<f16>),
+    BF16(Buffer<bf16>),
+    U32(Buffer<u32>),
+    I64(Buffer<i64>),
+}
+
+/// A tensor's elements in GPU memory.
+pub(crate) struct CudaStorage {
+    pub(crate) buf: CudaBuf,
+    pub(crate) gpu: Gpu,
+}
+
+impl std::fmt::Debug for CudaStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "CudaStorage({:?}, {} elements, {:?})",
+            self.dtype(),
+            self.len(),
+            self.gpu
+        )
+    }
+}
+
+macro_rules! each_buf {
+    ($buf:expr, $b:ident => $body:expr) => {
+        match $buf {
+            CudaBuf::F32($b) => $body,
+            CudaBuf::F64($b) => $body,
+            CudaBuf::F16($b) => $body,
+            CudaBuf::BF16($b) => $body,
+            CudaBuf::U32($b) => $body,
+            CudaBuf::I64($b) => $body,
+        }
+    };
+}
+
+/// Runs `$body` with `$b` bound to a float buffer, wrapping the result buffer back in the same
+/// variant; integer buffers are an unsupported-dtype error naming `$op`.
+macro_rules! float_buf {
+    ($buf:expr, $op:expr, $b:ident => $body:expr) => {
+        match $buf {
+            CudaBuf::F32($b) => CudaBuf::F32($body),
+            CudaBuf::F64($b) => CudaBuf::F64($body),
+            CudaBuf::F16($b) => CudaBuf::F16($body),
+            CudaBuf::BF16($b) => CudaBuf::BF16($body),
+            other => {
+                return Err(Error::UnsupportedDType {
+                    op: $op,
+                    dtype: other.dtype(),
+                    note: "needs a float dtype".into(),
+                })
+            }
+        }
+    };
+}
+
+impl CudaBuf {
+    fn dtype(&self) -> DType {
+        match self {
+            CudaBuf::F32(_) => DType::F32,
+            CudaBuf::F64(_) => DType::F64,
+            CudaBuf::F16(_) => DType::F16,
+            CudaBuf::BF16(_) => DType::BF16,
+            CudaBuf::U32(_) => DType::U32,
+            CudaBuf::I64(_) => DType::I64,
+        }
+    }
+}
+
+impl CudaStorage {
+    pub(crate) fn dtype(&self) -> DType {
+        self.buf.dtype()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        each_buf!(&self.buf, b => b.len())
+    }
+
+    pub(crate) fn ordinal(&self) -> usize {
+        self.gpu.ordinal()
+    }
+
+    /// The whole buffer copied to the host.
+    pub(crate) fn download(&self) -> Result<CpuStorage> {
+        let e = |e| kernel_err(&self.gpu, e);
+        Ok(match &self.buf {
+            CudaBuf::F32(b) => CpuStorage::F32(b.to_vec().map_err(e)?),
+            CudaBuf::F64(b) => CpuStorage::F64(b.to_vec().map_err(e)?),
+            CudaBuf::F16(b) => CpuStorage::F16(b.to_vec().map_err(e)?),
+            CudaBuf::BF16(b) => CpuStorage::BF16(b.to_vec().map_err(e)?),
+            CudaBuf::U32(b) => CpuStorage::U32(b.to_vec().map_err(e)?),
+            CudaBuf::I64(b) => CpuStorage::I64(b.to_vec().map_err(e)?),
+        })
+    }
+
+    /// A copy of `cpu` (whole buffer) on `gpu`.
+    pub(crate) fn upload(cpu: &CpuStorage, gpu: &Gpu) -> Result<CudaStorage> {
+        let e = |e| kernel_err(gpu, e);
+        let buf = match cpu {
+            CpuStorage::F32(v) => CudaBuf::F32(gpu.upload(v).map_err(e)?),
+            CpuStorage::F64(v) => CudaBuf::F64(gpu.upload(v).map_err(e)?),
+            CpuStorage::F16(v) => CudaBuf::F16(gpu.upload(v).map_err(e)?),
+            CpuStorage::BF16(v) => CudaBuf::BF16(gpu.upload(v).map_err(e)?),
+            CpuStorage::U32(v) => CudaBuf::U32(gpu.upload(v).map_err(e)?),
+            CpuStorage::I64(v) => CudaBuf::I64(gpu.upload(v).map_err(e)?),
+        };
+        Ok(CudaStorage {
+            buf,
+            gpu: gpu.clone(),
+        })
+    }
+}
+
+/// `value` in every element, on GPU `n`.
+pub(crate) fn full(value: f64, shape: Shape, dtype: DType, n: usize) -> Result<Tensor> {
+    let gpu = open_gpu(n)?;
+    let len = shape.elem_count();
+    let e = |e| kernel_err(&gpu, e);
+    let buf = match dtype {
+        DType::F32 => CudaBuf::F32(filled(&gpu, len, value).map_err(e)?),
+        DType::F64 => CudaBuf::F64(filled(&gpu, len, value).map_err(e)?),
+        DType::F16 => CudaBuf::F16(filled(&gpu, len, value).map_err(e)?),
+        DType::BF16 => CudaBuf::BF16(filled(&gpu, len, value).map_err(e)?),
+        // Integer fills are rare (ids, masks): build them on the host.
+        DType::U32 => CudaBuf::U32(gpu.upload(&vec![value as u32; len]).map_err(e)?),
+        DType::I64 => CudaBuf::I64(gpu.upload(&vec![value as i64; len]).map_err(e)?),
+    };
+    Ok(Tensor::from_any_storage(
+        Storage::Cuda(CudaStorage { buf, gpu }),
+        shape,
+        None,
+    ))
+}
+
+fn filled<T: ptm_cuda::ops::FloatType>(
+    gpu: &Gpu,
+    len: usize,
+    v: f64,
+) -> ptm_cuda::Result<Buffer<T>> {
+    let mut b = gpu.alloc::<T>(len)?;
+    ew::fill(&mut b, v)?;
+    Ok(b)
+}
+
+/// `t` on `device`: the same tensor when already there, else a copy (CPU views are gathered
+/// first; device tensors come back whole, keeping their view). Not recorded for autograd.
+pub(crate) fn to_device(t: &Tensor, device: &Device) -> Result<Tensor> {
+    if t.device() == *device {
+        return Ok(t.clone());
+    }
+    match (t.any_storage(), device) {
+        (Storage::Cpu(_), Device::Cuda(n)) => {
+            let gpu = open_gpu(*n)?;
+            let host = t.contiguous_storage("to_device")?;
+            let s = CudaStorage::upload(&host, &gpu)?;
+            Ok(Tensor::from_any_storage(
+                Storage::Cuda(s),
+                t.shape().clone(),
+                None,
+            ))
+        }
+        (Storage::Cuda(s), Device::Cpu) => {
+            let host = s.download()?;
+            Ok(Tensor::from_storage(
+                host.gather(t.layout()),
+                t.shape().clone(),
+                None,
+            ))
+        }
+        (Storage::Cuda(_), Device::Cuda(_)) => {
+            // Between GPUs through the host (peer copies can come later).
+            to_device(&to_device(t, &Device::Cpu)?, device)
+        }
+        (Storage::Cpu(_), Device::Cpu) => Ok(t.clone()),
+    }
+}
+
+/// `x` when its storage holds exactly its elements in order (offset 0, nothing else), else a
+/// contiguous copy: kernels that take whole buffers need that.
+fn dense(x: &Tensor) -> Result<Tensor> {
+    let l = x.layout();
+    if l.is_contiguous() && l.offset() == 0 && x.any_storage().len() == x.elem_count() {
+        Ok(x.clone())
+    } else {
+        contiguous(&x.detach())
+    }
+}
+
+/// The kernels' strided view of a tensor layout.
+fn klayout(l: &Layout) -> Result<ptm_cuda::Layout> {
+    let strides: Vec<isize> = l.strides().iter().map(|&s| s as isize).collect();
+    ptm_cuda::Layout::strided(l.dims(), &strides, l.offset()).map_err(|e| Error::InvalidArgument {
+        op: "cuda",
+        msg: e.to_string(),
+    })
+}
+
+fn cuda_of<'a>(t: &'a Tensor, op: &'static str) -> Result<&'a CudaStorage> {
+    match t.any_storage() {
+        Storage::Cuda(s) => Ok(s),
+        Storage::Cpu(_) => Err(Error::DeviceMismatch {
+            op,
+            lhs: "cuda".into(),
+            rhs: "cpu".into(),
+        }),
+    }
+}
+
+fn same_gpu(a: &CudaStorage, b: &CudaStorage, op: &'static str) -> Result<()> {
+    if a.ordinal() == b.ordinal() {
+        Ok(())
+    } else {
+        Err(Error::DeviceMismatch {
+            op,
+            lhs: format!("cuda:{}", a.ordinal()),
+            rhs: format!("cuda:{}", b.ordinal()),
+        })
+    }
+}
+
+fn wrap(gpu: &Gpu, buf: CudaBuf, shape: Shape, op: Option<Op>) -> Tensor {
+    Tensor::from_any_storage(
+        Storage::Cuda(CudaStorage {
+            buf,
+            gpu: gpu.clone(),
+        }),
+        shape,
+        op,
+    )
+}
+
+fn unary_code(op: UnaryOp) -> (Unary, f64) {
+    match op {
+        UnaryOp::Neg => (Unary::Neg, 0.0),
+        UnaryOp::Abs => (Unary::Abs, 0.0),
+        UnaryOp::Sign => (Unary::Sign, 0.0),
+        UnaryOp::Exp => (Unary::Exp, 0.0),
+        UnaryOp::Log => (Unary::Log, 0.0),
+        UnaryOp::Sqrt => (Unary::Sqrt, 0.0),
+        UnaryOp::Rsqrt => (Unary::Rsqrt, 0.0),
+        UnaryOp::PowF(e) => (Unary::PowF, e),
+        UnaryOp::Tanh => (Unary::Tanh, 0.0),
+        UnaryOp::Sigmoid => (Unary::Sigmoid, 0.0),
+        UnaryOp::Relu => (Unary::Relu, 0.0),
+        UnaryOp::GeluTanh => (Unary::GeluTanh, 0.0),
+        UnaryOp::GeluErf => (Unary::GeluErf, 0.0),
+        UnaryOp::Silu => (Unary::Silu, 0.0),
+        UnaryOp::AddScalar(c) => (Unary::AddScalar, c),
+        UnaryOp::MulScalar(c) => (Unary::MulScalar, c),
+    }
+}
+
+/// `op(x)` elementwise, read through x's view.
+pub(crate) fn unary(x: &Tensor, op: UnaryOp) -> Result<Tensor> {
+    let s = cuda_of(x, op.name())?;
+    let (code, p) = unary_code(op);
+    let l = klayout(x.layout())?;
+    let n = x.elem_count();
+    let ke = |e| kernel_err(&s.gpu, e);
+    let buf = float_buf!(&s.buf, op.name(), b => {
+        let mut y = s.gpu.alloc(n).map_err(ke)?;
+        ew::unary(code, p, b, &l, &mut y).map_err(ke)?;
+        y
+    });
+    Ok(wrap(
+        &s.gpu,
+        buf,
+        x.shape().clone(),
+        Some(Op::Unary(x.clone(), op)),
+    ))
+}
+
+/// d op(x)/dx elementwise (the backward of GELU and SiLU).
+pub(crate) fn elementwise_grad(x: &Tensor, op: UnaryOp) -> Result<Tensor> {
+    let x = dense(x)?;
+    let s = cuda_of(&x, op.name())?;
+    let (code, p) = unary_code(op);
+    let n = x.elem_count();
+    let ke = |e| kernel_err(&s.gpu, e);
+    let buf = float_buf!(&s.buf, op.name(), b => {
+        let mut ones = s.gpu.alloc(n).map_err(ke)?;
+        ew::fill(&mut ones, 1.0).map_err(ke)?;
+        let mut dx = s.gpu.alloc(n).map_err(ke)?;
+        ew::unary_bwd(code, p, b, &ones, &mut dx, false).map_err(ke)?;
+        dx
+    });
+    Ok(wrap(&s.gpu, buf, x.shape().clone(), None))
+}
+
+/// `a op b` with both views already broadcast to `shape`.
+pub(crate) fn binary(
+    a: &Tensor,
+    la: &Layout,
+    b: &Tensor,
+    lb: &Layout,
+    op: BinaryOp,
+    name: &'static str,
+) -> Result<Tensor> {
+    let (sa, sb) = (cuda_of(a, name)?, cuda_of(b, name)?);
+    same_gpu(sa, sb, name)?;
+    let code = match op {
+        BinaryOp::Add => Binary::Add,
+        BinaryOp::Sub => Binary::Sub,
+        BinaryOp::Mul => Binary::Mul,
+        BinaryOp::Div => Binary::Div,
+        BinaryOp::Maximum => Binary::Maximum,
+        BinaryOp::Minimum => Binary::Minimum,
+    };
+    let (kla, klb) = (klayout(la)?, klayout(lb)?);
+    let n = la.shape().elem_count();
+    let ke = |e| kernel_err(&sa.gpu, e);
+    let buf = match (&sa.buf, &sb.buf) {
+        (CudaBuf::F32(x), CudaBuf::F32(y)) => {
+            CudaBuf::F32(binary_typed(&sa.gpu, code, x, &kla, y, &klb, n).map_err(ke)?)
+        }
+        (CudaBuf::F64(x), CudaBuf::F64(y)) => {
+            CudaBuf::F64(binary_typed(&sa.gpu, code, x, &kla, y, &klb, n).map_err(ke)?)
+        }
+        (CudaBuf::F16(x), CudaBuf::F16(y)) => {
+            CudaBuf::F16(binary_typed(&sa.gpu, code, x, &kla, y, &klb, n).map_err(ke)?)
+        }
+        (CudaBuf::BF16(x), CudaBuf::BF16(y)) => {
+            CudaBuf::BF16(binary_typed(&sa.gpu, code, x, &kla, y, &klb, n).map_err(ke)?)
+        }
+        (x, _) => {
+            return Err(Error::UnsupportedDType {
+                op: name,
+                dtype: x.dtype(),
+                note: "needs a float dtype on cuda".into(),
+            })
+        }
+    };
+    Ok(wrap(
+        &sa.gpu,
+        buf,
+        la.shape().clone(),
+        Some(Op::Binary(a.clone(), b.clone(), op)),
+    ))
+}
+
+fn binary_typed<T: ptm_cuda::ops::FloatType>(
+    gpu: &Gpu,
+    code: Binary,
+    a: &Buffer<T>,
+    la: &ptm_cuda::Layout,
+    b: &Buffer<T>,
+    lb: &ptm_cuda::Layout,
+    n: usize,
+) -> ptm_cuda::Result<Buffer<T>> {
+    let mut y = gpu.alloc(n)?;
+    ew::binary(code, a, la, b, lb, &mut y)?;
+    Ok(y)
+}
+
+/// A contiguous copy of x's view.
+pub(crate) fn contiguous(x: &Tensor) -> Result<Tensor> {
+    let s = cuda_of(x, "contiguous")?;
+    let l = klayout(x.layout())?;
+    let n = x.elem_count();
+    let ke = |e| kernel_err(&s.gpu, e);
+    let buf = float_buf!(&s.buf, "contiguous", b => {
+        let mut y = s.gpu.alloc(n).map_err(ke)?;
+        ew::copy(b, &l, &mut y).map_err(ke)?;
+        y
+    });
+    Ok(wrap(
+        &s.gpu,
+        buf,
+        x.shape().clone(),
+        Some(Op::Copy(x.clone())),
+    ))
+}
+
+/// x converted to `dtype` (float dtypes; round to nearest even).
+pub(crate) fn to_dtype(x0: &Tensor, dtype: DType) -> Result<Tensor> {
+    let x = dense(x0)?;
+    let s = cuda_of(&x, "to_dtype")?;
+    let n = x.elem_count();
+    let ke = |e| kernel_err(&s.gpu, e);
+    macro_rules! to {
+        ($src:expr) => {
+            match dtype {
+                DType::F32 => CudaBuf::F32(cast_to(&s.gpu, $src, n).map_err(ke)?),
+                DType::F64 => CudaBuf::F64(cast_to(&s.gpu, $src, n).map_err(ke)?),
+                DType::F16 => CudaBuf::F16(cast_to(&s.gpu, $src, n).map_err(ke)?),
+                DType::BF16 => CudaBuf::BF16(cast_to(&s.gpu, $src, n).map_err(ke)?),
+                other => {
+                    return Err(Error::UnsupportedOnDevice {
+                        op: "to_dtype",
+                        device: format!("cuda:{} (to {other:?})", s.ordinal()),
+                    })
+                }
+            }
+        };
+    }
+    let buf = match &s.buf {
+        CudaBuf::F32(b) => to!(b),
+        CudaBuf::F64(b) => to!(b),
+        CudaBuf::F16(b) => to!(b),
+        CudaBuf::BF16(b) => to!(b),
+        other => {
+            return Err(Error::UnsupportedOnDevice {
+                op: "to_dtype",
+                device: format!("cuda:{} (from {:?})", s.ordinal(), other.dtype()),
+            })
+        }
+    };
+    Ok(wrap(
+        &s.gpu,
+        buf,
+        x.shape().clone(),
+        Some(Op::Cast(x0.clone())),
+    ))
+}
+
+fn cast_to<S: ptm_cuda::ops::FloatType, D: ptm_cuda::ops::FloatType>(
+    gpu: &Gpu,
+    x: &Buffer<S>,
+    n: usize,
+) -> ptm_cuda::Result<Buffer<D>> {
+    let mut y = gpu.alloc(n)?;
+    debug_assert_eq!(x.len(), n);
+    ew::cast(x, &mut y)?;
+    Ok(y)
+}
+
+/// `a @ b` over the last two dims with the batch dims broadcast (`la`, `lb` already broadcast to
+/// `[batch.., m, k]` and `[batch.., k, n]`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul(
+    a: &Tensor,
+    la: &Layout,
+    b: &Tensor,
+    lb: &Layout,
+    m: usize,
+    n: usize,
+    k: usize,
+    out_shape: Shape,
+) -> Result<Tensor> {
+    let (sa, sb) = (cuda_of(a, "matmul")?, cuda_of(b, "matmul")?);
+    same_gpu(sa, sb, "matmul")?;
+    let nb = la.dims().len() - 2;
+    let batch: usize = la.dims()[..nb].iter().product();
+    // One launch when every batch dim collapses to a single stride per operand (contiguous
+    // batches, or one broadcast operand); else one launch per entry.
+    let flat = |l: &Layout| -> Option<usize> {
+        let (d, s) = (&l.dims()[..nb], &l.strides()[..nb]);
+        let mut stride = None;
+        let mut expect = 0usize;
+        for i in (0..nb).rev() {
+            if d[i] == 1 {
+                continue;
+            }
+            match stride {
+                None => {
+                    stride = Some(s[i]);
+                    expect = s[i] * d[i];
+                }
+                Some(_) if s[i] == expect => expect *= d[i],
+                Some(st) if s[i] == 0 && st == 0 => {}
+                _ => return None,
+            }
+        }
+        Some(stride.unwrap_or(0))
+    };
+    let ke = |e| kernel_err(&sa.gpu, e);
+    let entries: Vec<(usize, usize)> = match (flat(la), flat(lb)) {
+        (Some(x), Some(y)) => vec![(x, y)],
+        _ => vec![],
+    };
+    macro_rules! run {
+        ($x:expr, $y:expr) => {{
+            let mut c = sa.gpu.alloc(batch * m * n).map_err(ke)?;
+            let op = |buf, l: &Layout, off: usize, bs: usize| Operand {
+                buf,
+                offset: off,
+                row_stride: l.strides()[nb],
+                col_stride: l.strides()[nb + 1],
+                batch_stride: bs,
+            };
+            if let Some(&(sa_b, sb_b)) = entries.first() {
+                let g = Gemm {
+                    batch,
+                    m,
+                    n,
+                    k,
+                    alpha: 1.0,
+                    beta: 0.0,
+                };
+                gemm(
+                    &g,
+                    op($x, la, la.offset(), sa_b),
+                    op($y, lb, lb.offset(), sb_b),
+                    &mut c,
+                    0,
+                    n,
+                    m * n,
+                    None,
+                    false,
+                )
+                .map_err(ke)?;
+            } else {
+                let g = Gemm {
+                    batch: 1,
+                    m,
+                    n,
+                    k,
+                    alpha: 1.0,
+                    beta: 0.0,
+                };
+                let mut idx = vec![0usize; nb];
+                for e in 0..batch {
+                    let (mut oa, mut ob) = (la.offset(), lb.offset());
+                    for d in 0..nb {
+                        oa += idx[d] * la.strides()[d];
+                        ob += idx[d] * lb.strides()[d];
+                    }
+                    gemm(
+                        &g,
+                        op($x, la, oa, 0),
+                        op($y, lb, ob, 0),
+                        &mut c,
+                        e * m * n,
+                        n,
+                        m * n,
+                        None,
+                        false,
+                    )
+                    .map_err(ke)?;
+                    for d in (0..nb).rev() {
+                        idx[d] += 1;
+                        if idx[d] < la.dims()[d] {
+                            break;
+                        }
+                        idx[d] = 0;
+                    }
+                }
+            }
+            c
+        }};
+    }
+    let buf = match (&sa.buf, &sb.buf) {
+        (CudaBuf::F32(x), CudaBuf::F32(y)) => CudaBuf::F32(run!(x, y)),
+        (CudaBuf::F64(x), CudaBuf::F64(y)) => CudaBuf::F64(run!(x, y)),
+        (CudaBuf::F16(x), CudaBuf::F16(y)) => CudaBuf::F16(run!(x, y)),
+        (CudaBuf::BF16(x), CudaBuf::BF16(y)) => CudaBuf::BF16(run!(x, y)),
+        (x, _) => {
+            return Err(Error::UnsupportedDType {
+                op: "matmul",
+                dtype: x.dtype(),
+                note: "needs a float dtype".into(),
+            })
+        }
+    };
+    Ok(wrap(
+        &sa.gpu,
+        buf,
+        out_shape,
+        Some(Op::Matmul(a.clone(), b.clone())),
+    ))
+}
+
+/// Sum / max / min over `dims` (sorted, unique), keeping them as size 1.
+pub(crate) fn reduce(
+    x: &Tensor,
+    op: ReduceOp,
+    dims: &[usize],
+    name: &'static str,
+) -> Result<Tensor> {
+    // Move the reduced dims last, make the rows contiguous, reduce each row.
+    let kept: Vec<usize> = (0..x.rank()).filter(|d| !dims.contains(d)).collect();
+    let perm: Vec<usize> = kept.iter().copied().chain(dims.iter().copied()).collect();
+    let rows_t = dense(&x.detach().permute(&perm)?)?;
+    let row: usize = dims.iter().map(|&d| x.dims()[d]).product();
+    let rows = x
+        .elem_count()
+        .checked_div(row)
+        .unwrap_or_else(|| kept.iter().map(|&d| x.dims()[d]).product());
+    let s = cuda_of(&rows_t, name)?;
+    let code = match op {
+        ReduceOp::Sum => rows::Reduce::Sum,
+        ReduceOp::Max => rows::Reduce::Max,
+        ReduceOp::Min => rows::Reduce::Min,
+    };
+    let ke = |e| kernel_err(&s.gpu, e);
+    let buf = float_buf!(&s.buf, name, b => {
+        let mut y = s.gpu.alloc(rows).map_err(ke)?;
+        rows::reduce_rows(code, b, row, &mut y).map_err(ke)?;
+        y
+    });
+    let mut out_dims = x.dims().to_vec();
+    for &d in dims {
+        out_dims[d] = 1;
+    }
+    Ok(wrap(
+        &s.gpu,
+        buf,
+        out_dims.into(),
+        Some(Op::Reduce(x.clone(), op, dims.to_vec())),
+    ))
+}
+
+/// Softmax (or log-softmax) over the last dim of a contiguous tensor.
+pub(crate) fn softmax_last(x0: &Tensor, log: bool) -> Result<Tensor> {
+    let name = if log { "log_softmax" } else { "softmax" };
+    let x = dense(x0)?;
+    let s = cuda_of(&x, name)?;
+    let n = *x.dims().last().unwrap_or(&1);
+    let len = x.elem_count();
+    let ke = |e| kernel_err(&s.gpu, e);
+    let buf = float_buf!(&s.buf, name, b => {
+        let mut y = s.gpu.alloc(len).map_err(ke)?;
+        rows::softmax_fwd(b, &mut y, n, log).map_err(ke)?;
+        y
+    });
+    let op = if log {
+        Op::LogSoftmax(x0.clone())
+    } else {
+        Op::Softmax(x0.clone())
+    };
+    Ok(wrap(&s.gpu, buf, x.shape().clone(), Some(op)))
+}
+
+/// The backward of [`softmax_last`] from its output `y` and the gradient `g`.
+pub(crate) fn softmax_last_backward(y: &Tensor, g: &Tensor, log: bool) -> Result<Tensor> {
+    let name = if log {
+        "log_softmax_backward"
+    } else {
+        "softmax_backward"
+    };
+    let (y, g) = (dense(y)?, dense(g)?);
+    let (sy, sg) = (cuda_of(&y, name)?, cuda_of(&g, name)?);
+    same_gpu(sy, sg, name)?;
+    let n = *y.dims().last().unwrap_or(&1);
+    let len = y.elem_count();
+    let ke = |e| kernel_err(&sy.gpu, e);
+    let buf = match (&sy.buf, &sg.buf) {
+        (CudaBuf::F32(a), CudaBuf::F32(b)) => {
+            CudaBuf::F32(softmax_bwd_typed(&sy.gpu, a, b, len, n, log).map_err(ke)?)
+        }
+        (CudaBuf::F64(a), CudaBuf::F64(b)) => {
+            CudaBuf::F64(softmax_bwd_typed(&sy.gpu, a, b, len, n, log).map_err(ke)?)
+        }
+        (CudaBuf::F16(a), CudaBuf::F16(b)) => {
+            CudaBuf::F16(softmax_bwd_typed(&sy.gpu, a, b, len, n, log).map_err(ke)?)
+        }
+        (CudaBuf::BF16(a), CudaBuf::BF16(b)) => {
+            CudaBuf::BF16(softmax_bwd_typed(&sy.gpu, a, b, len, n, log).map_err(ke)?)
+        }
+        (x, _) => {
+            return Err(Error::UnsupportedDType {
+                op: name,
+                dtype: x.dtype(),
+                note: "needs a float dtype".into(),
+            })
+        }
+    };
+    Ok(wrap(&sy.gpu, buf, y.shape().clone(), None))
+}
+
+fn softmax_bwd_typed<T: ptm_cuda::ops::FloatType>(
+    gpu: &Gpu,
+    y: &Buffer<T>,
+    g: &Buffer<T>,
+    len: usize,
+    n: usize,
+    log: bool,
+) -> ptm_cuda::Result<Buffer<T>> {
+    let mut dx = gpu.alloc(len)?;
+    rows::softmax_bwd(y, g, &mut dx, n, log, false)?;
+    Ok(dx)
+}

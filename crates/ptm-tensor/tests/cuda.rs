@@ -1,0 +1,258 @@
+//! The CUDA backend (feature `cuda`) against the CPU path: every op with a CUDA path, forward and
+//! backward, on fresh random inputs with odd shapes, views included. Without a GPU the comparisons
+//! print why and pass (`PTM_REQUIRE_GPU=1` makes that a failure); the error paths run everywhere.
+//!
+//! Tolerances: f64 1e-12 and f32 1e-5 relative to 1 + |value| (the GPU sums in another order and
+//! uses CUDA's transcendentals, within 2 ulp).
+
+#![cfg(feature = "cuda")]
+
+use ptm_tensor::{DType, Device, Error, Rng, Tensor};
+
+const GPU: Device = Device::Cuda(0);
+
+fn gpu() -> bool {
+    match Tensor::zeros([1], DType::F32, &GPU) {
+        Ok(_) => true,
+        Err(e) => {
+            if std::env::var("PTM_REQUIRE_GPU").as_deref() == Ok("1") {
+                panic!("PTM_REQUIRE_GPU=1 but {e}");
+            }
+            eprintln!("skipped: {e}");
+            false
+        }
+    }
+}
+
+fn randn(dims: &[usize], seed: u64, dtype: DType) -> Tensor {
+    let mut rng = Rng::new(seed);
+    Tensor::randn(0.0, 1.0, dims, dtype, &mut rng, &Device::Cpu).unwrap()
+}
+
+fn close(what: &str, gpu: &Tensor, cpu: &Tensor, tol: f64) {
+    assert_eq!(gpu.dims(), cpu.dims(), "{what}: shapes differ");
+    assert_eq!(gpu.device(), GPU, "{what}: result left the GPU");
+    let (g, c) = (gpu.to_f64_vec().unwrap(), cpu.to_f64_vec().unwrap());
+    for (i, (x, y)) in g.iter().zip(&c).enumerate() {
+        let ok = (x.is_nan() && y.is_nan()) || (x - y).abs() <= tol * (1.0 + y.abs());
+        assert!(ok, "{what}: element {i}: gpu {x} vs cpu {y}");
+    }
+}
+
+fn tol(dtype: DType) -> f64 {
+    match dtype {
+        DType::F64 => 1e-12,
+        DType::F32 => 1e-5,
+        _ => 1e-2,
+    }
+}
+
+#[test]
+fn a_missing_gpu_is_an_error_not_a_panic() {
+    if Device::cuda_if_available(0) == GPU {
+        return; // a GPU is here: nothing to check
+    }
+    assert_eq!(Device::cuda_if_available(0), Device::Cpu);
+    let e = Tensor::zeros([3], DType::F32, &GPU).unwrap_err();
+    assert!(matches!(e, Error::Device { .. }), "{e}");
+    assert!(e.to_string().starts_with("cuda:0: CUDA unavailable"), "{e}");
+    let e = Tensor::from_vec(vec![1.0f32, 2.0], [2], &GPU).unwrap_err();
+    assert!(e.to_string().contains("cuda:0"), "{e}");
+    let e = randn(&[2], 1, DType::F32).to_device(&GPU).unwrap_err();
+    assert!(e.to_string().contains("cuda:0"), "{e}");
+}
+
+#[test]
+fn round_trips_keep_values_and_views() {
+    if !gpu() {
+        return;
+    }
+    for dt in [
+        DType::F32,
+        DType::F64,
+        DType::F16,
+        DType::BF16,
+        DType::U32,
+        DType::I64,
+    ] {
+        let x = randn(&[3, 5], 2, DType::F64)
+            .affine(10.0, 0.0)
+            .unwrap()
+            .to_dtype(dt)
+            .unwrap();
+        let view = x.t().unwrap().narrow(0, 1, 3).unwrap();
+        let back = view
+            .to_device(&GPU)
+            .unwrap()
+            .to_device(&Device::Cpu)
+            .unwrap();
+        assert_eq!(
+            back.to_f64_vec().unwrap(),
+            view.to_f64_vec().unwrap(),
+            "{dt:?}"
+        );
+        // A view taken on the GPU reads back the same as on the CPU.
+        let on = x
+            .to_device(&GPU)
+            .unwrap()
+            .t()
+            .unwrap()
+            .narrow(0, 1, 3)
+            .unwrap();
+        assert_eq!(
+            on.to_f64_vec().unwrap(),
+            view.to_f64_vec().unwrap(),
+            "{dt:?} device view"
+        );
+    }
+}
+
+#[test]
+fn elementwise_binary_matmul_reductions_match_the_cpu() {
+    if !gpu() {
+        return;
+    }
+    for dt in [DType::F64, DType::F32, DType::BF16] {
+        let x = randn(&[7, 13], 3, dt);
+        let pos = x.abs().unwrap().add_scalar(0.1).unwrap();
+        let (xg, pg) = (x.to_device(&GPU).unwrap(), pos.to_device(&GPU).unwrap());
+        let t = tol(dt);
+        type F = fn(&Tensor) -> ptm_tensor::Result<Tensor>;
+        let fns: [(&str, F); 12] = [
+            ("neg", |a| a.neg()),
+            ("exp", |a| a.exp()),
+            ("tanh", |a| a.tanh()),
+            ("sigmoid", |a| a.sigmoid()),
+            ("relu", |a| a.relu()),
+            ("gelu", |a| a.gelu()),
+            ("gelu_erf", |a| a.gelu_erf()),
+            ("silu", |a| a.silu()),
+            ("affine", |a| a.affine(1.5, -0.25)),
+            ("transposed exp", |a| a.t()?.exp()),
+            ("sum rows", |a| a.sum(1)),
+            ("max cols", |a| a.max_keepdim(0)),
+        ];
+        for (name, f) in fns {
+            close(
+                &format!("{name} {dt:?}"),
+                &f(&xg).unwrap(),
+                &f(&x).unwrap(),
+                t,
+            );
+        }
+        for (name, f) in [
+            ("log", (|a: &Tensor| a.log()) as F),
+            ("sqrt", |a| a.sqrt()),
+            ("powf", |a| a.powf(1.7)),
+        ] {
+            close(
+                &format!("{name} {dt:?}"),
+                &f(&pg).unwrap(),
+                &f(&pos).unwrap(),
+                t,
+            );
+        }
+        // Broadcasting: [7, 13] op [13] and [7, 1].
+        let (row, col) = (randn(&[13], 4, dt), randn(&[7, 1], 5, dt));
+        let (rg, cg) = (row.to_device(&GPU).unwrap(), col.to_device(&GPU).unwrap());
+        close(
+            &format!("add {dt:?}"),
+            &xg.add(&rg).unwrap(),
+            &x.add(&row).unwrap(),
+            t,
+        );
+        close(
+            &format!("mul {dt:?}"),
+            &xg.mul(&cg).unwrap(),
+            &x.mul(&col).unwrap(),
+            t,
+        );
+        close(
+            &format!("div {dt:?}"),
+            &xg.div(&pg).unwrap(),
+            &x.div(&pos).unwrap(),
+            t,
+        );
+        close(
+            &format!("maximum {dt:?}"),
+            &xg.maximum(&cg).unwrap(),
+            &x.maximum(&col).unwrap(),
+            t,
+        );
+        // Matmul: batched with a broadcast operand read transposed.
+        let (a, b) = (randn(&[2, 3, 5, 17], 6, dt), randn(&[3, 9, 17], 7, dt));
+        let (ag, bg) = (a.to_device(&GPU).unwrap(), b.to_device(&GPU).unwrap());
+        let want = a.matmul(&b.transpose(1, 2).unwrap()).unwrap();
+        let got = ag.matmul(&bg.transpose(1, 2).unwrap()).unwrap();
+        close(&format!("matmul {dt:?}"), &got, &want, t * 10.0);
+        // Softmax over a middle dim (transposes around the row kernel).
+        let s = randn(&[4, 6, 5], 8, dt);
+        let sg = s.to_device(&GPU).unwrap();
+        close(
+            &format!("softmax {dt:?}"),
+            &sg.softmax(1).unwrap(),
+            &s.softmax(1).unwrap(),
+            t,
+        );
+        close(
+            &format!("log_softmax {dt:?}"),
+            &sg.log_softmax(-1).unwrap(),
+            &s.log_softmax(-1).unwrap(),
+            t,
+        );
+        close(
+            &format!("to f32 {dt:?}"),
+            &xg.to_dtype(DType::F32).unwrap(),
+            &x.to_dtype(DType::F32).unwrap(),
+            0.0,
+        );
+    }
+}
+
+#[test]
+fn gradients_through_the_gpu_match_the_cpu() {
+    if !gpu() {
+        return;
+    }
+    // A two-layer MLP with a softmax head, in f64: every op on its path runs on the GPU.
+    let x = randn(&[8, 5], 10, DType::F64);
+    let w1 = randn(&[5, 7], 11, DType::F64);
+    let w2 = randn(&[7, 3], 12, DType::F64);
+    let run = |dev: &Device| {
+        let (x, w1, w2) = (
+            x.to_device(dev).unwrap(),
+            w1.to_device(dev).unwrap().as_var(),
+            w2.to_device(dev).unwrap().as_var(),
+        );
+        let h = x.matmul(&w1).unwrap().gelu().unwrap();
+        let p = h.matmul(&w2).unwrap().log_softmax(-1).unwrap();
+        let loss = p.mul(&p).unwrap().sum_all().unwrap();
+        let grads = loss.backward().unwrap();
+        (
+            loss,
+            grads.get(&w1).unwrap().clone(),
+            grads.get(&w2).unwrap().clone(),
+        )
+    };
+    let (lc, g1c, g2c) = run(&Device::Cpu);
+    let (lg, g1g, g2g) = run(&GPU);
+    close("loss", &lg, &lc, 1e-12);
+    close("d w1", &g1g, &g1c, 1e-12);
+    close("d w2", &g2g, &g2c, 1e-12);
+}
+
+#[test]
+fn ops_without_a_cuda_path_say_so() {
+    if !gpu() {
+        return;
+    }
+    let x = randn(&[2, 3], 13, DType::F32).to_device(&GPU).unwrap();
+    let e = Tensor::cat(&[x.clone(), x.clone()], 0).unwrap_err();
+    assert!(
+        matches!(e, Error::UnsupportedOnDevice { op: "cat", .. }),
+        "{e}"
+    );
+    let cpu = randn(&[2, 3], 14, DType::F32);
+    let e = x.add(&cpu).unwrap_err();
+    assert!(e.to_string().contains("device mismatch"), "{e}");
+}
