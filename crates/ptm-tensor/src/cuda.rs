@@ -721,3 +721,341 @@ fn softmax_bwd_typed<T: ptm_cuda::ops::FloatType>(
     rows::softmax_bwd(y, g, &mut dx, n, log, false)?;
     Ok(dx)
 }
+
+/// `dense` for optional parameters.
+fn dense_opt(t: Option<&Tensor>) -> Result<Option<Tensor>> {
+    t.map(dense).transpose()
+}
+
+/// A float buffer's typed view for a kernel that takes one element type `T`.
+trait Typed<T: ptm_cuda::ops::FloatType> {
+    fn typed(&self, op: &'static str) -> Result<&Buffer<T>>;
+}
+
+macro_rules! typed {
+    ($t:ty, $v:ident) => {
+        impl Typed<$t> for CudaStorage {
+            fn typed(&self, op: &'static str) -> Result<&Buffer<$t>> {
+                match &self.buf {
+                    CudaBuf::$v(b) => Ok(b),
+                    other => Err(Error::DTypeMismatch {
+                        op,
+                        lhs: other.dtype(),
+                        rhs: DType::$v,
+                    }),
+                }
+            }
+        }
+    };
+}
+typed!(f32, F32);
+typed!(f64, F64);
+typed!(f16, F16);
+typed!(bf16, BF16);
+
+/// Runs `$body` with `T` set to the element type of the float tensor storage `$s`, wrapping the
+/// buffer it returns in the matching variant.
+macro_rules! with_float {
+    ($s:expr, $op:expr, $t:ident => $body:expr) => {
+        match $s.dtype() {
+            DType::F32 => {
+                type $t = f32;
+                CudaBuf::F32($body)
+            }
+            DType::F64 => {
+                type $t = f64;
+                CudaBuf::F64($body)
+            }
+            DType::F16 => {
+                type $t = f16;
+                CudaBuf::F16($body)
+            }
+            DType::BF16 => {
+                type $t = bf16;
+                CudaBuf::BF16($body)
+            }
+            d => {
+                return Err(Error::UnsupportedDType {
+                    op: $op,
+                    dtype: d,
+                    note: "needs a float dtype".into(),
+                })
+            }
+        }
+    };
+}
+
+/// Layer norm over the last dim (`weight`, `bias` of `[d]`, already checked).
+pub(crate) fn layer_norm(
+    x0: &Tensor,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    eps: f64,
+) -> Result<Tensor> {
+    let name = "layer_norm";
+    let x = dense(x0)?;
+    let (w, b) = (dense_opt(weight)?, dense_opt(bias)?);
+    let s = cuda_of(&x, name)?;
+    for p in [&w, &b].into_iter().flatten() {
+        same_gpu(s, cuda_of(p, name)?, name)?;
+    }
+    let d = *x.dims().last().unwrap_or(&1);
+    let ke = |e| kernel_err(&s.gpu, e);
+    let buf = with_float!(s, name, T => {
+        let xb: &Buffer<T> = s.typed(name)?;
+        let wb: Option<&Buffer<T>> = w.as_ref().map(|t| cuda_of(t, name)?.typed(name)).transpose()?;
+        let bb: Option<&Buffer<T>> = b.as_ref().map(|t| cuda_of(t, name)?.typed(name)).transpose()?;
+        let mut y = s.gpu.alloc::<T>(x.elem_count()).map_err(ke)?;
+        rows::layer_norm_fwd(xb, wb, bb, eps, d, &mut y).map_err(ke)?;
+        y
+    });
+    let op = Op::LayerNorm {
+        x: x0.clone(),
+        weight: weight.cloned(),
+        bias: bias.cloned(),
+        eps,
+    };
+    Ok(wrap(&s.gpu, buf, x.shape().clone(), Some(op)))
+}
+
+/// The backward of [`layer_norm`]: (dx, dw, db); the statistics are recomputed.
+pub(crate) fn layer_norm_backward(
+    x: &Tensor,
+    weight: Option<&Tensor>,
+    eps: f64,
+    g: &Tensor,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let name = "layer_norm_backward";
+    let (x, g, w) = (dense(x)?, dense(g)?, dense_opt(weight)?);
+    let s = cuda_of(&x, name)?;
+    same_gpu(s, cuda_of(&g, name)?, name)?;
+    let d = *x.dims().last().unwrap_or(&1);
+    let n = x.elem_count();
+    let ke = |e| kernel_err(&s.gpu, e);
+    let mut parts: Vec<CudaBuf> = Vec::with_capacity(3);
+    macro_rules! run {
+        ($t:ty, $v:ident) => {{
+            let xb: &Buffer<$t> = s.typed(name)?;
+            let gb: &Buffer<$t> = cuda_of(&g, name)?.typed(name)?;
+            let wb: Option<&Buffer<$t>> = w
+                .as_ref()
+                .map(|t| cuda_of(t, name)?.typed(name))
+                .transpose()?;
+            let mut scratch = s.gpu.alloc::<$t>(n).map_err(ke)?;
+            let stats = rows::layer_norm_fwd(xb, wb, None, eps, d, &mut scratch).map_err(ke)?;
+            let (mut dx, mut dw, mut db) = (
+                s.gpu.alloc::<$t>(n).map_err(ke)?,
+                s.gpu.alloc::<$t>(d).map_err(ke)?,
+                s.gpu.alloc::<$t>(d).map_err(ke)?,
+            );
+            rows::layer_norm_bwd(
+                xb,
+                wb,
+                &stats,
+                gb,
+                d,
+                &mut dx,
+                Some(&mut dw),
+                Some(&mut db),
+                false,
+            )
+            .map_err(ke)?;
+            parts.push(CudaBuf::$v(dx));
+            parts.push(CudaBuf::$v(dw));
+            parts.push(CudaBuf::$v(db));
+        }};
+    }
+    match s.dtype() {
+        DType::F32 => run!(f32, F32),
+        DType::F64 => run!(f64, F64),
+        DType::F16 => run!(f16, F16),
+        DType::BF16 => run!(bf16, BF16),
+        other => {
+            return Err(Error::UnsupportedDType {
+                op: name,
+                dtype: other,
+                note: "needs a float dtype".into(),
+            })
+        }
+    }
+    let db = parts.pop().expect("three parts");
+    let dw = parts.pop().expect("three parts");
+    let dx = parts.pop().expect("three parts");
+    Ok((
+        wrap(&s.gpu, dx, x.shape().clone(), None),
+        wrap(&s.gpu, dw, vec![d].into(), None),
+        wrap(&s.gpu, db, vec![d].into(), None),
+    ))
+}
+
+/// Per-row losses and log-sum-exps of the logits, with the targets uploaded.
+struct CeRows {
+    lse_loss: CudaBuf,
+    targets: Buffer<i64>,
+}
+
+fn ce_rows(
+    x: &Tensor,
+    s: &CudaStorage,
+    t: &[i64],
+    c: usize,
+    ignore_index: i64,
+    name: &'static str,
+) -> Result<(CeRows, Buffer<f64>)> {
+    let _ = x;
+    let ke = |e| kernel_err(&s.gpu, e);
+    let targets = s.gpu.upload(t).map_err(ke)?;
+    // Sum of the counted rows' losses, in f64 on the host side of one small copy.
+    macro_rules! run {
+        ($t:ty) => {{
+            let xb: &Buffer<$t> = s.typed(name)?;
+            let out = rows::cross_entropy_fwd(xb, &targets, t, c, ignore_index).map_err(ke)?;
+            let sum = {
+                let mut one = s.gpu.alloc(1).map_err(ke)?;
+                rows::reduce_rows(rows::Reduce::Sum, &out.loss, out.loss.len(), &mut one)
+                    .map_err(ke)?;
+                one
+            };
+            (out.lse, sum)
+        }};
+    }
+    let (lse, sum): (CudaBuf, CudaBuf) = match s.dtype() {
+        DType::F64 => {
+            let (l, m) = run!(f64);
+            (CudaBuf::F64(l), CudaBuf::F64(m))
+        }
+        DType::F32 => {
+            let (l, m) = run!(f32);
+            (CudaBuf::F32(l), CudaBuf::F32(m))
+        }
+        DType::F16 => {
+            let (l, m) = run!(f16);
+            (CudaBuf::F32(l), CudaBuf::F32(m))
+        }
+        DType::BF16 => {
+            let (l, m) = run!(bf16);
+            (CudaBuf::F32(l), CudaBuf::F32(m))
+        }
+        other => {
+            return Err(Error::UnsupportedDType {
+                op: name,
+                dtype: other,
+                note: "needs a float dtype".into(),
+            })
+        }
+    };
+    let total = match sum {
+        CudaBuf::F64(b) => b,
+        CudaBuf::F32(b) => {
+            let mut w = s.gpu.alloc::<f64>(1).map_err(ke)?;
+            ew::cast(&b, &mut w).map_err(ke)?;
+            w
+        }
+        _ => unreachable!("sums are f32 or f64"),
+    };
+    Ok((
+        CeRows {
+            lse_loss: lse,
+            targets,
+        },
+        total,
+    ))
+}
+
+/// Mean cross-entropy of float logits `[.., c]` against host-checked targets `t`.
+pub(crate) fn cross_entropy(
+    x0: &Tensor,
+    targets: &Tensor,
+    t: &[i64],
+    ignore_index: i64,
+) -> Result<Tensor> {
+    let name = "cross_entropy";
+    let x = dense(x0)?;
+    let s = cuda_of(&x, name)?;
+    let c = *x.dims().last().unwrap_or(&1);
+    let count = t.iter().filter(|&&v| v != ignore_index).count();
+    let (_, total) = ce_rows(&x, s, t, c, ignore_index, name)?;
+    let ke = |e| kernel_err(&s.gpu, e);
+    // mean = total / count (NaN for no counted row, as PyTorch), then the logits' dtype.
+    let mut mean = s.gpu.alloc::<f64>(1).map_err(ke)?;
+    let scalar = ptm_cuda::Layout::contiguous(&[1]).map_err(ke)?;
+    ew::unary(
+        Unary::MulScalar,
+        1.0 / count as f64,
+        &total,
+        &scalar,
+        &mut mean,
+    )
+    .map_err(ke)?;
+    let buf = with_float!(s, name, T => {
+        let mut out = s.gpu.alloc::<T>(1).map_err(ke)?;
+        ew::cast(&mean, &mut out).map_err(ke)?;
+        out
+    });
+    let op = Op::CrossEntropy {
+        logits: x0.clone(),
+        targets: targets.clone(),
+        ignore_index,
+    };
+    Ok(wrap(&s.gpu, buf, ().into(), Some(op)))
+}
+
+/// The backward of [`cross_entropy`] for the upstream gradient `g` (a scalar on the GPU).
+pub(crate) fn cross_entropy_backward(
+    x: &Tensor,
+    t: &[i64],
+    ignore_index: i64,
+    g: &Tensor,
+) -> Result<Tensor> {
+    let name = "cross_entropy_backward";
+    let (x, g) = (dense(x)?, dense(g)?);
+    let s = cuda_of(&x, name)?;
+    same_gpu(s, cuda_of(&g, name)?, name)?;
+    let c = *x.dims().last().unwrap_or(&1);
+    let count = t.iter().filter(|&&v| v != ignore_index).count();
+    let factor = if count == 0 { 0.0 } else { 1.0 / count as f64 };
+    let (rows_, _) = ce_rows(&x, s, t, c, ignore_index, name)?;
+    let ke = |e| kernel_err(&s.gpu, e);
+    let n = x.elem_count();
+    macro_rules! run {
+        ($t:ty, $acc:ident) => {{
+            let xb: &Buffer<$t> = s.typed(name)?;
+            let gb: &Buffer<$t> = cuda_of(&g, name)?.typed(name)?;
+            let CudaBuf::$acc(lse) = rows_.lse_loss else {
+                unreachable!("lse matches the dtype")
+            };
+            let fwd = rows::CrossEntropy::<$t> {
+                loss: s.gpu.alloc(0).map_err(ke)?,
+                lse,
+            };
+            let mut dx = s.gpu.alloc::<$t>(n).map_err(ke)?;
+            rows::cross_entropy_bwd(
+                xb,
+                &rows_.targets,
+                c,
+                ignore_index,
+                &fwd,
+                gb,
+                factor,
+                &mut dx,
+                false,
+            )
+            .map_err(ke)?;
+            dx
+        }};
+    }
+    let buf = match s.dtype() {
+        DType::F64 => CudaBuf::F64(run!(f64, F64)),
+        DType::F32 => CudaBuf::F32(run!(f32, F32)),
+        DType::F16 => CudaBuf::F16(run!(f16, F32)),
+        DType::BF16 => CudaBuf::BF16(run!(bf16, F32)),
+        other => {
+            return Err(Error::UnsupportedDType {
+                op: name,
+                dtype: other,
+                note: "needs a float dtype".into(),
+            })
+        }
+    };
+    Ok(wrap(&s.gpu, buf, x.shape().clone(), None))
+}

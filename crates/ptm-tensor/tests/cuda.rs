@@ -242,6 +242,45 @@ fn gradients_through_the_gpu_match_the_cpu() {
 }
 
 #[test]
+fn layer_norm_and_cross_entropy_gradients_match_the_cpu() {
+    if !gpu() {
+        return;
+    }
+    // Embedding-free classifier: layer norm with weight and bias, a projection, cross-entropy
+    // with an ignored row; f64 for the comparison and f32 for the path that trains.
+    for (dt, t) in [(DType::F64, 1e-11), (DType::F32, 2e-5)] {
+        let x = randn(&[6, 10], 20, dt);
+        let (w, b) = (randn(&[10], 21, dt), randn(&[10], 22, dt));
+        let proj = randn(&[10, 7], 23, dt);
+        let targets = Tensor::from_vec(vec![0i64, 6, -100, 3, 3, 1], [6], &Device::Cpu).unwrap();
+        let run = |dev: &Device| {
+            let (x, w, b, proj) = (
+                x.to_device(dev).unwrap().as_var(),
+                w.to_device(dev).unwrap().as_var(),
+                b.to_device(dev).unwrap().as_var(),
+                proj.to_device(dev).unwrap().as_var(),
+            );
+            let h = x.layer_norm(Some(&w), Some(&b), 1e-5).unwrap();
+            let loss = h
+                .matmul(&proj)
+                .unwrap()
+                .cross_entropy(&targets, -100)
+                .unwrap();
+            let grads = loss.backward().unwrap();
+            let get = |v: &Tensor| grads.get(v).unwrap().clone();
+            (loss.clone(), get(&x), get(&w), get(&b), get(&proj))
+        };
+        let c = run(&Device::Cpu);
+        let g = run(&GPU);
+        close(&format!("loss {dt:?}"), &g.0, &c.0, t);
+        close(&format!("d x {dt:?}"), &g.1, &c.1, t);
+        close(&format!("d weight {dt:?}"), &g.2, &c.2, t);
+        close(&format!("d bias {dt:?}"), &g.3, &c.3, t);
+        close(&format!("d proj {dt:?}"), &g.4, &c.4, t);
+    }
+}
+
+#[test]
 fn ops_without_a_cuda_path_say_so() {
     if !gpu() {
         return;

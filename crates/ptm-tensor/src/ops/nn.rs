@@ -114,6 +114,10 @@ impl Tensor {
                 }
             }
         }
+        #[cfg(feature = "cuda")]
+        if self.device().is_cuda() {
+            return crate::cuda::layer_norm(self, weight, bias, eps);
+        }
         let dtype = self.dtype();
         let storage = float_dispatch!(dtype, "layer_norm", T => {
             let x = T::read(self.cpu("layer_norm")?, self.layout());
@@ -157,6 +161,10 @@ impl Tensor {
             });
         }
         let t = read_targets(targets, c, ignore_index)?;
+        #[cfg(feature = "cuda")]
+        if self.device().is_cuda() {
+            return crate::cuda::cross_entropy(self, targets, &t, ignore_index);
+        }
         let dtype = self.dtype();
         let storage = float_dispatch!(dtype, "cross_entropy", T => {
             let x = T::read(self.cpu("cross_entropy")?, self.layout());
@@ -200,7 +208,11 @@ pub(crate) fn read_targets(targets: &Tensor, c: usize, ignore_index: i64) -> Res
             note: "targets must be u32 or i64".into(),
         });
     }
-    let t = targets.to_dtype(DType::I64)?.to_vec::<i64>()?;
+    // Checked on the host whatever the targets' device: a bad class must never reach a kernel.
+    let t = targets
+        .to_device(&crate::Device::Cpu)?
+        .to_dtype(DType::I64)?
+        .to_vec::<i64>()?;
     if let Some(&bad) = t
         .iter()
         .find(|&&v| v != ignore_index && (v < 0 || v as usize >= c))
@@ -245,6 +257,10 @@ pub(crate) fn layer_norm_backward(
     eps: f64,
     g: &Tensor,
 ) -> Result<(Tensor, Tensor, Tensor)> {
+    #[cfg(feature = "cuda")]
+    if x.device().is_cuda() {
+        return crate::cuda::layer_norm_backward(x, w, eps, g);
+    }
     let dtype = x.dtype();
     let d = *x.dims().last().unwrap_or(&1);
     let (gx, gw, gb) = float_dispatch!(dtype, "layer_norm", T => {
@@ -270,6 +286,10 @@ pub(crate) fn cross_entropy_backward(
     let dtype = logits.dtype();
     let c = *logits.dims().last().unwrap_or(&1);
     let t = read_targets(targets, c, ignore_index)?;
+    #[cfg(feature = "cuda")]
+    if logits.device().is_cuda() {
+        return crate::cuda::cross_entropy_backward(logits, &t, ignore_index, g);
+    }
     let count = t.iter().filter(|&&v| v != ignore_index).count();
     let upstream = g.to_f64_vec()?[0];
     let scale = if count == 0 {
