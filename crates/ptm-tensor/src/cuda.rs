@@ -1059,3 +1059,134 @@ pub(crate) fn cross_entropy_backward(
     };
     Ok(wrap(&s.gpu, buf, x.shape().clone(), None))
 }
+
+/// Fused attention forward on `[b, h, t, d]` tensors (k, v with the prefix keys first): the output
+/// and each query's (max, 1/Σ) statistics, `[b·h, tq, 2]` in f32 (f64 for f64).
+pub(crate) fn attention_fwd(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    sh: &ptm_cuda::ops::attention::AttentionShape,
+    causal: bool,
+    padding: Option<&[f32]>,
+    scale: f64,
+) -> Result<(Tensor, Tensor)> {
+    use ptm_cuda::ops::attention as att;
+    let name = "scaled_dot_product_attention";
+    let (q, k, v) = (dense(q)?, dense(k)?, dense(v)?);
+    let s = cuda_of(&q, name)?;
+    same_gpu(s, cuda_of(&k, name)?, name)?;
+    same_gpu(s, cuda_of(&v, name)?, name)?;
+    let ke = |e| kernel_err(&s.gpu, e);
+    let pad = padding.map(|p| s.gpu.upload(p)).transpose().map_err(ke)?;
+    macro_rules! run {
+        ($t:ty, $v:ident, $acc:ident) => {{
+            let qb: &Buffer<$t> = s.typed(name)?;
+            let kb: &Buffer<$t> = cuda_of(&k, name)?.typed(name)?;
+            let vb: &Buffer<$t> = cuda_of(&v, name)?.typed(name)?;
+            let mut o = s.gpu.alloc::<$t>(q.elem_count()).map_err(ke)?;
+            let (stats, _) =
+                att::attention_fwd(sh, causal, pad.as_ref(), scale, qb, kb, vb, &mut o, false)
+                    .map_err(ke)?;
+            (CudaBuf::$v(o), CudaBuf::$acc(stats))
+        }};
+    }
+    let (o, stats) = match s.dtype() {
+        DType::F64 => run!(f64, F64, F64),
+        DType::F32 => run!(f32, F32, F32),
+        DType::F16 => run!(f16, F16, F32),
+        DType::BF16 => run!(bf16, BF16, F32),
+        other => {
+            return Err(Error::UnsupportedDType {
+                op: name,
+                dtype: other,
+                note: "needs a float dtype".into(),
+            })
+        }
+    };
+    Ok((
+        wrap(&s.gpu, o, q.shape().clone(), None),
+        wrap(&s.gpu, stats, vec![sh.bh, sh.tq, 2].into(), None),
+    ))
+}
+
+/// Fused attention backward: (dq, dk, dv) from the output, its statistics and its gradient.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn attention_bwd(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    out: &Tensor,
+    stats: &Tensor,
+    g: &Tensor,
+    sh: &ptm_cuda::ops::attention::AttentionShape,
+    causal: bool,
+    padding: Option<&[f32]>,
+    scale: f64,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    use ptm_cuda::ops::attention as att;
+    let name = "scaled_dot_product_attention";
+    let (q, k, v, out, stats, g) = (
+        dense(q)?,
+        dense(k)?,
+        dense(v)?,
+        dense(out)?,
+        dense(stats)?,
+        dense(g)?,
+    );
+    let s = cuda_of(&q, name)?;
+    for t in [&k, &v, &out, &stats, &g] {
+        same_gpu(s, cuda_of(t, name)?, name)?;
+    }
+    let ke = |e| kernel_err(&s.gpu, e);
+    let pad = padding.map(|p| s.gpu.upload(p)).transpose().map_err(ke)?;
+    macro_rules! run {
+        ($t:ty, $v:ident, $acc:ty) => {{
+            let qb: &Buffer<$t> = s.typed(name)?;
+            let kb: &Buffer<$t> = cuda_of(&k, name)?.typed(name)?;
+            let vb: &Buffer<$t> = cuda_of(&v, name)?.typed(name)?;
+            let ob: &Buffer<$t> = cuda_of(&out, name)?.typed(name)?;
+            let gb: &Buffer<$t> = cuda_of(&g, name)?.typed(name)?;
+            let sb: &Buffer<$acc> = cuda_of(&stats, name)?.typed(name)?;
+            let mut dq = s.gpu.alloc::<$t>(q.elem_count()).map_err(ke)?;
+            let mut dk = s.gpu.alloc::<$t>(k.elem_count()).map_err(ke)?;
+            let mut dv = s.gpu.alloc::<$t>(v.elem_count()).map_err(ke)?;
+            att::attention_bwd(
+                sh,
+                causal,
+                pad.as_ref(),
+                scale,
+                qb,
+                kb,
+                vb,
+                ob,
+                sb,
+                gb,
+                &mut dq,
+                &mut dk,
+                &mut dv,
+                false,
+            )
+            .map_err(ke)?;
+            (CudaBuf::$v(dq), CudaBuf::$v(dk), CudaBuf::$v(dv))
+        }};
+    }
+    let (dq, dk, dv) = match s.dtype() {
+        DType::F64 => run!(f64, F64, f64),
+        DType::F32 => run!(f32, F32, f32),
+        DType::F16 => run!(f16, F16, f32),
+        DType::BF16 => run!(bf16, BF16, f32),
+        other => {
+            return Err(Error::UnsupportedDType {
+                op: name,
+                dtype: other,
+                note: "needs a float dtype".into(),
+            })
+        }
+    };
+    Ok((
+        wrap(&s.gpu, dq, q.shape().clone(), None),
+        wrap(&s.gpu, dk, k.shape().clone(), None),
+        wrap(&s.gpu, dv, v.shape().clone(), None),
+    ))
+}

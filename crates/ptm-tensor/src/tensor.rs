@@ -91,6 +91,12 @@ impl Tensor {
         Tensor::from_parts(Arc::new(storage), Layout::contiguous(shape), op)
     }
 
+    /// This result recorded as the output of `op` (same storage and view).
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    pub(crate) fn with_op(&self, op: Op) -> Tensor {
+        Tensor::from_parts(self.0.storage.clone(), self.0.layout.clone(), Some(op))
+    }
+
     /// A view of this tensor's storage with another layout.
     pub(crate) fn view(&self, layout: Layout, op: Op) -> Tensor {
         Tensor::from_parts(self.0.storage.clone(), layout, Some(op))

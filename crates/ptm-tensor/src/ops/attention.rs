@@ -55,6 +55,24 @@ pub(crate) fn fused_attention(
         causal,
         key_padding: padding.as_deref(),
     };
+    #[cfg(feature = "cuda")]
+    if q.device().is_cuda() {
+        let (o, stats) =
+            crate::cuda::attention_fwd(q, k, v, &shape, causal, padding.as_deref(), scale)?;
+        let op = Op::Attention {
+            q: q.clone(),
+            k: k.clone(),
+            v: v.clone(),
+            saved: Arc::new(AttentionSaved {
+                stats,
+                shape,
+                causal,
+                padding,
+                scale,
+            }),
+        };
+        return Ok(o.with_op(op));
+    }
     let dtype = q.dtype();
     let stats_dtype = if dtype == DType::F64 {
         DType::F64
@@ -103,8 +121,23 @@ pub(crate) fn fused_attention_backward(
     out: &Tensor,
     g: &Tensor,
 ) -> Result<(Tensor, Tensor, Tensor)> {
-    let dtype = q.dtype();
     let sh = &saved.shape;
+    #[cfg(feature = "cuda")]
+    if q.device().is_cuda() {
+        return crate::cuda::attention_bwd(
+            q,
+            k,
+            v,
+            out,
+            &saved.stats,
+            g,
+            sh,
+            saved.causal,
+            saved.padding.as_deref(),
+            saved.scale,
+        );
+    }
+    let dtype = q.dtype();
     let (dq, dk, dv) = float_dispatch!(dtype, "attention", T => {
         let (qv, kv, vv) = (
             T::read(q.cpu("scaled_dot_product_attention")?, q.layout()),
