@@ -19,11 +19,15 @@ namespace ptm {
 // Arithmetic happens in f32 (f64 for f64): reduced-precision types are storage formats.
 template <typename T> struct Acc { typedef float type; };
 template <> struct Acc<double> { typedef double type; };
+template <> struct Acc<u32> { typedef u32 type; };   // integers compare as themselves
+template <> struct Acc<i64> { typedef i64 type; };
 
 __device__ __forceinline__ float to_acc(float x) { return x; }
 __device__ __forceinline__ double to_acc(double x) { return x; }
 __device__ __forceinline__ float to_acc(f16 x) { return __half2float(x); }
 __device__ __forceinline__ float to_acc(bf16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ u32 to_acc(u32 x) { return x; }
+__device__ __forceinline__ i64 to_acc(i64 x) { return x; }
 
 template <typename T> __device__ __forceinline__ T from_acc(float x);
 template <> __device__ __forceinline__ float from_acc<float>(float x) { return x; }

@@ -11,6 +11,7 @@ enum Unary {
     U_GELU_TANH, U_GELU_ERF, U_SILU, U_ADD_SCALAR, U_MUL_SCALAR
 };
 enum Binary { B_ADD = 0, B_SUB, B_MUL, B_DIV, B_MAX, B_MIN };
+enum Compare { C_EQ = 0, C_NE, C_LT, C_LE, C_GT, C_GE };
 
 // sqrt(2/pi) and 1/sqrt(2), as the CPU path uses them.
 #define PTM_SQRT_2_OVER_PI 0.7978845608028654
@@ -139,6 +140,38 @@ __device__ void where_cond(i64 n, const unsigned char* c, Layout lc, const T* a,
     }
 }
 
+// y[i] = 1 where a op b holds, else 0 (IEEE: every comparison with NaN is false but !=).
+template <typename T>
+__device__ void compare(int op, i64 n, const T* a, Layout la, const T* b, Layout lb, u32* y) {
+    typedef typename Acc<T>::type A;
+    PTM_GRID_STRIDE(i, n) {
+        const A x = to_acc(a[offset_of(i, la)]), z = to_acc(b[offset_of(i, lb)]);
+        bool r = false;
+        switch (op) {
+            case C_EQ: r = x == z; break;
+            case C_NE: r = x != z; break;
+            case C_LT: r = x < z; break;
+            case C_LE: r = x <= z; break;
+            case C_GT: r = x > z; break;
+            case C_GE: r = x >= z; break;
+        }
+        y[i] = r ? 1u : 0u;
+    }
+}
+
+// y = cond ? a : b with a u32 mask (ptm-tensor's masks), all read through layouts.
+template <typename T>
+__device__ void where_mask(i64 n, const u32* c, Layout lc, const T* a, Layout la, const T* b, Layout lb, T* y) {
+    PTM_GRID_STRIDE(i, n) {
+        y[i] = c[offset_of(i, lc)] ? a[offset_of(i, la)] : b[offset_of(i, lb)];
+    }
+}
+
+// y[ly(i)] = x[lx(i)]: a strided copy into a strided destination (concatenation, narrow writes).
+template <typename T> __device__ void copy_into(i64 n, const T* x, Layout lx, T* y, Layout ly) {
+    PTM_GRID_STRIDE(i, n) { y[offset_of(i, ly)] = x[offset_of(i, lx)]; }
+}
+
 }  // namespace ptm
 
 #define PTM_ELEMENTWISE(T, S)                                                                          \
@@ -166,6 +199,33 @@ PTM_ELEMENTWISE(float, f32)
 PTM_ELEMENTWISE(double, f64)
 PTM_ELEMENTWISE(f16, f16)
 PTM_ELEMENTWISE(bf16, bf16)
+
+#define PTM_MASKS(T, S)                                                                                \
+    extern "C" __global__ void compare_##S(int op, i64 n, const T* a, ptm::Layout la, const T* b,      \
+                                           ptm::Layout lb, u32* y) {                                  \
+        ptm::compare<T>(op, n, a, la, b, lb, y);                                                      \
+    }                                                                                                 \
+    extern "C" __global__ void where_mask_##S(i64 n, const u32* c, ptm::Layout lc, const T* a,         \
+                                              ptm::Layout la, const T* b, ptm::Layout lb, T* y) {     \
+        ptm::where_mask<T>(n, c, lc, a, la, b, lb, y);                                                \
+    }
+PTM_MASKS(float, f32)
+PTM_MASKS(double, f64)
+PTM_MASKS(f16, f16)
+PTM_MASKS(bf16, bf16)
+PTM_MASKS(u32, u32)
+PTM_MASKS(i64, i64)
+
+#define PTM_COPY_INTO(T, S)                                                                              \
+    extern "C" __global__ void copy_into_##S(i64 n, const T* x, ptm::Layout lx, T* y, ptm::Layout ly) { \
+        ptm::copy_into<T>(n, x, lx, y, ly);                                                             \
+    }
+PTM_COPY_INTO(float, f32)
+PTM_COPY_INTO(double, f64)
+PTM_COPY_INTO(f16, f16)
+PTM_COPY_INTO(bf16, bf16)
+PTM_COPY_INTO(u32, u32)
+PTM_COPY_INTO(i64, i64)
 
 #define PTM_CAST(S, SN, D, DN) \
     extern "C" __global__ void cast_##SN##_##DN(i64 n, const S* x, D* y) { ptm::cast<S, D>(n, x, y); }

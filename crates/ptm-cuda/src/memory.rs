@@ -210,6 +210,11 @@ impl Layout {
             .max(0) as usize
     }
 
+    /// Whether some dimension longer than 1 has stride 0 (a broadcast: one element seen many times).
+    pub fn has_broadcast(&self) -> bool {
+        (0..self.rank as usize).any(|d| self.shape[d] > 1 && self.stride[d] == 0)
+    }
+
     /// The smallest and one past the largest element index the view touches (`None` when empty).
     pub fn span(&self) -> Option<(i64, i64)> {
         if self.numel() == 0 {

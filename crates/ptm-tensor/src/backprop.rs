@@ -169,6 +169,14 @@ pub(crate) fn sum_to_shape(grad: &Tensor, shape: &Shape) -> Result<Tensor> {
 
 /// Gradient of a where-style mask (`u32` 0/1) as a float tensor of `dtype`.
 fn mask_f(mask: &Tensor, dtype: DType) -> Result<Tensor> {
+    if mask.device().is_cuda() {
+        // Device masks are selected rather than cast (integer casts run on the host only).
+        let dev = mask.device();
+        return mask.where_cond(
+            &Tensor::scalar(1.0, dtype, &dev)?,
+            &Tensor::scalar(0.0, dtype, &dev)?,
+        );
+    }
     mask.to_dtype(dtype)
 }
 

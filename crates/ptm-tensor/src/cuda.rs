@@ -1190,3 +1190,205 @@ pub(crate) fn attention_bwd(
         wrap(&s.gpu, dv, v.shape().clone(), None),
     ))
 }
+
+fn u32_of<'a>(s: &'a CudaStorage, op: &'static str) -> Result<&'a Buffer<u32>> {
+    match &s.buf {
+        CudaBuf::U32(b) => Ok(b),
+        other => Err(Error::UnsupportedOnDevice {
+            op,
+            device: format!(
+                "cuda:{} (masks must be u32 there, not {:?})",
+                s.ordinal(),
+                other.dtype()
+            ),
+        }),
+    }
+}
+
+/// A u32 0/1 mask of `a op b` (op as numbered by `ptm_cuda`'s `Compare`).
+pub(crate) fn compare(
+    a: &Tensor,
+    la: &Layout,
+    b: &Tensor,
+    lb: &Layout,
+    code: i32,
+) -> Result<Tensor> {
+    use ptm_cuda::ops::elementwise::Compare;
+    let name = "compare";
+    let (sa, sb) = (cuda_of(a, name)?, cuda_of(b, name)?);
+    same_gpu(sa, sb, name)?;
+    let op = [
+        Compare::Eq,
+        Compare::Ne,
+        Compare::Lt,
+        Compare::Le,
+        Compare::Gt,
+        Compare::Ge,
+    ][code as usize];
+    let (kla, klb) = (klayout(la)?, klayout(lb)?);
+    let ke = |e| kernel_err(&sa.gpu, e);
+    let mut y = sa.gpu.alloc::<u32>(la.shape().elem_count()).map_err(ke)?;
+    macro_rules! run {
+        ($x:expr, $z:expr) => {
+            ew::compare(op, $x, &kla, $z, &klb, &mut y).map_err(ke)?
+        };
+    }
+    match (&sa.buf, &sb.buf) {
+        (CudaBuf::F32(x), CudaBuf::F32(z)) => run!(x, z),
+        (CudaBuf::F64(x), CudaBuf::F64(z)) => run!(x, z),
+        (CudaBuf::F16(x), CudaBuf::F16(z)) => run!(x, z),
+        (CudaBuf::BF16(x), CudaBuf::BF16(z)) => run!(x, z),
+        (CudaBuf::U32(x), CudaBuf::U32(z)) => run!(x, z),
+        (CudaBuf::I64(x), CudaBuf::I64(z)) => run!(x, z),
+        (x, _) => {
+            return Err(Error::DTypeMismatch {
+                op: name,
+                lhs: x.dtype(),
+                rhs: b.dtype(),
+            })
+        }
+    }
+    Ok(wrap(&sa.gpu, CudaBuf::U32(y), la.shape().clone(), None))
+}
+
+/// `t` where the u32 `mask` is set, `f` elsewhere, all broadcast to `shape`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn where_mask(
+    mask: &Tensor,
+    lm: &Layout,
+    t: &Tensor,
+    lt: &Layout,
+    f: &Tensor,
+    lf: &Layout,
+    shape: Shape,
+    op: Op,
+) -> Result<Tensor> {
+    let name = "where_cond";
+    let (sm, st, sf) = (cuda_of(mask, name)?, cuda_of(t, name)?, cuda_of(f, name)?);
+    same_gpu(sm, st, name)?;
+    same_gpu(st, sf, name)?;
+    let m = u32_of(sm, name)?;
+    let (klm, klt, klf) = (klayout(lm)?, klayout(lt)?, klayout(lf)?);
+    let ke = |e| kernel_err(&st.gpu, e);
+    let n = shape.elem_count();
+    macro_rules! run {
+        ($x:expr, $z:expr) => {{
+            let mut y = st.gpu.alloc(n).map_err(ke)?;
+            ew::where_mask(m, &klm, $x, &klt, $z, &klf, &mut y).map_err(ke)?;
+            y
+        }};
+    }
+    let buf = match (&st.buf, &sf.buf) {
+        (CudaBuf::F32(x), CudaBuf::F32(z)) => CudaBuf::F32(run!(x, z)),
+        (CudaBuf::F64(x), CudaBuf::F64(z)) => CudaBuf::F64(run!(x, z)),
+        (CudaBuf::F16(x), CudaBuf::F16(z)) => CudaBuf::F16(run!(x, z)),
+        (CudaBuf::BF16(x), CudaBuf::BF16(z)) => CudaBuf::BF16(run!(x, z)),
+        (CudaBuf::U32(x), CudaBuf::U32(z)) => CudaBuf::U32(run!(x, z)),
+        (CudaBuf::I64(x), CudaBuf::I64(z)) => CudaBuf::I64(run!(x, z)),
+        (x, _) => {
+            return Err(Error::DTypeMismatch {
+                op: name,
+                lhs: x.dtype(),
+                rhs: f.dtype(),
+            })
+        }
+    };
+    Ok(wrap(&st.gpu, buf, shape, Some(op)))
+}
+
+/// The tensors joined along `d` (shapes and dtypes already checked).
+pub(crate) fn cat(tensors: &[Tensor], d: usize) -> Result<Tensor> {
+    let name = "cat";
+    let first = cuda_of(&tensors[0], name)?;
+    let mut dims = tensors[0].dims().to_vec();
+    dims[d] = tensors.iter().map(|t| t.dims()[d]).sum();
+    let shape: Shape = dims.clone().into();
+    let out_layout = Layout::contiguous(shape.clone());
+    let ke = |e| kernel_err(&first.gpu, e);
+    let n = shape.elem_count();
+    macro_rules! run {
+        ($v:ident) => {{
+            let mut y = first.gpu.alloc(n).map_err(ke)?;
+            let mut at = 0;
+            for t in tensors {
+                let s = cuda_of(t, name)?;
+                same_gpu(first, s, name)?;
+                let CudaBuf::$v(x) = &s.buf else {
+                    return Err(Error::DTypeMismatch {
+                        op: name,
+                        lhs: first.dtype(),
+                        rhs: s.dtype(),
+                    });
+                };
+                let dst = out_layout.narrowed(d, at, t.dims()[d]);
+                ew::copy_into(x, &klayout(t.layout())?, &mut y, &klayout(&dst)?).map_err(ke)?;
+                at += t.dims()[d];
+            }
+            CudaBuf::$v(y)
+        }};
+    }
+    let buf = match first.dtype() {
+        DType::F32 => run!(F32),
+        DType::F64 => run!(F64),
+        DType::F16 => run!(F16),
+        DType::BF16 => run!(BF16),
+        DType::U32 => run!(U32),
+        DType::I64 => run!(I64),
+    };
+    Ok(wrap(
+        &first.gpu,
+        buf,
+        shape,
+        Some(Op::Cat(tensors.to_vec(), d)),
+    ))
+}
+
+/// Rows `idx` (validated) of x along `d`: the embedding kernel over `x` viewed as `[size, rest]`
+/// with `d` moved first.
+pub(crate) fn index_select(x0: &Tensor, d: usize, idx: &[i64], ids: &Tensor) -> Result<Tensor> {
+    use ptm_cuda::ops::embedding;
+    let name = "index_select";
+    let moved = dense(&x0.detach().transpose(0, d)?)?;
+    let s = cuda_of(&moved, name)?;
+    let size = moved.dims()[0];
+    let width = moved.elem_count().checked_div(size).unwrap_or(0);
+    let ke = |e| kernel_err(&s.gpu, e);
+    let ids_dev = s.gpu.upload(idx).map_err(ke)?;
+    let buf = float_buf!(&s.buf, name, b => {
+        let mut y = s.gpu.alloc(idx.len() * width).map_err(ke)?;
+        embedding::embedding_fwd(&ids_dev, idx, b, width, &mut y).map_err(ke)?;
+        y
+    });
+    let mut moved_dims = moved.dims().to_vec();
+    moved_dims[0] = idx.len();
+    let rows = wrap(&s.gpu, buf, moved_dims.into(), None);
+    let out = dense(&rows.transpose(0, d)?)?;
+    Ok(out.with_op(Op::IndexSelect(x0.clone(), ids.clone(), d)))
+}
+
+/// `x` with `src` added at rows `idx` along `dim` (the backward of [`index_select`]).
+pub(crate) fn index_add(x: &Tensor, dim: usize, idx: &[i64], src: &Tensor) -> Result<Tensor> {
+    use ptm_cuda::ops::embedding;
+    let name = "index_add";
+    let src_moved = dense(&src.detach().transpose(0, dim)?)?;
+    let s = cuda_of(&src_moved, name)?;
+    let size = x.dims()[dim];
+    let width = src_moved.elem_count().checked_div(idx.len()).unwrap_or(0);
+    let ke = |e| kernel_err(&s.gpu, e);
+    let ids_dev = s.gpu.upload(idx).map_err(ke)?;
+    macro_rules! run {
+        ($t:ty, $acc:ty) => {{
+            let b: &Buffer<$t> = s.typed(name)?;
+            let mut acc = s.gpu.zeros::<$acc>(size * width).map_err(ke)?;
+            embedding::embedding_bwd(&ids_dev, idx, b, width, &mut acc).map_err(ke)?;
+            let mut out = s.gpu.alloc::<$t>(size * width).map_err(ke)?;
+            ew::cast(&acc, &mut out).map_err(ke)?;
+            out
+        }};
+    }
+    let buf = with_float!(s, name, T => run!(T, <T as ptm_cuda::ops::FloatType>::Acc));
+    let mut moved_dims = src_moved.dims().to_vec();
+    moved_dims[0] = size;
+    let scattered = wrap(&s.gpu, buf, moved_dims.into(), None).transpose(0, dim)?;
+    x.detach().add(&scattered)
+}

@@ -330,14 +330,108 @@ fn fused_attention_values_and_gradients_match_the_cpu() {
 }
 
 #[test]
+fn masks_selection_joins_and_lookups_match_the_cpu() {
+    if !gpu() {
+        return;
+    }
+    let x = randn(&[6, 9], 40, DType::F32);
+    let xg = x.to_device(&GPU).unwrap();
+    // Comparisons give u32 masks; masked_fill and where select through them.
+    close(
+        "gt_scalar",
+        &xg.gt_scalar(0.1).unwrap(),
+        &x.gt_scalar(0.1).unwrap(),
+        0.0,
+    );
+    close(
+        "le",
+        &xg.le(&xg.t().unwrap().t().unwrap()).unwrap(),
+        &x.le(&x).unwrap(),
+        0.0,
+    );
+    let m = x.lt_scalar(-0.2).unwrap();
+    let mg = m.to_device(&GPU).unwrap();
+    close(
+        "masked_fill",
+        &xg.masked_fill(&mg, -1e9).unwrap(),
+        &x.masked_fill(&m, -1e9).unwrap(),
+        0.0,
+    );
+    close(
+        "clamp",
+        &xg.clamp(-0.5, 0.5).unwrap(),
+        &x.clamp(-0.5, 0.5).unwrap(),
+        0.0,
+    );
+    // cat of views along a middle dim, and of integer ids.
+    let (a, b) = (
+        randn(&[2, 3, 4], 41, DType::F64),
+        randn(&[2, 5, 4], 42, DType::F64),
+    );
+    let (ag, bg) = (a.to_device(&GPU).unwrap(), b.to_device(&GPU).unwrap());
+    close(
+        "cat",
+        &Tensor::cat(&[ag.clone(), bg.narrow(1, 1, 4).unwrap()], 1).unwrap(),
+        &Tensor::cat(&[a.clone(), b.narrow(1, 1, 4).unwrap()], 1).unwrap(),
+        0.0,
+    );
+    let ids = Tensor::from_vec(vec![3u32, 0, 3, 7, 1], [5], &Device::Cpu).unwrap();
+    let idg = ids.to_device(&GPU).unwrap();
+    close(
+        "cat ids",
+        &Tensor::cat(&[idg.clone(), idg.clone()], 0).unwrap(),
+        &Tensor::cat(&[ids.clone(), ids.clone()], 0).unwrap(),
+        0.0,
+    );
+    // Embedding lookups and index_select along dim 1, with their gradients (repeated ids add up).
+    let table = randn(&[8, 6], 43, DType::F64);
+    let run = |dev: &Device| {
+        let t = table.to_device(dev).unwrap().as_var();
+        let ids = ids.to_device(dev).unwrap();
+        let e = t.embedding(&ids).unwrap();
+        let s = t
+            .index_select(
+                1,
+                &Tensor::from_vec(vec![5u32, 5, 2], [3], &Device::Cpu).unwrap(),
+            )
+            .unwrap();
+        let r = x
+            .to_dtype(DType::F64)
+            .unwrap()
+            .to_device(dev)
+            .unwrap()
+            .relu()
+            .unwrap();
+        let loss = e
+            .mul(&e)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .add(&s.sum_all().unwrap())
+            .unwrap();
+        let rv = r.as_var();
+        let loss2 = rv.relu().unwrap().sum_all().unwrap();
+        let g = loss.backward().unwrap();
+        let g2 = loss2.backward().unwrap();
+        (e, g.get(&t).unwrap().clone(), g2.get(&rv).unwrap().clone())
+    };
+    let c = run(&Device::Cpu);
+    let g = run(&GPU);
+    close("embedding", &g.0, &c.0, 0.0);
+    close("d table", &g.1, &c.1, 1e-12);
+    close("d relu", &g.2, &c.2, 0.0);
+}
+
+#[test]
 fn ops_without_a_cuda_path_say_so() {
     if !gpu() {
         return;
     }
     let x = randn(&[2, 3], 13, DType::F32).to_device(&GPU).unwrap();
-    let e = Tensor::cat(&[x.clone(), x.clone()], 0).unwrap_err();
+    let idx = Tensor::from_vec(vec![0u32, 2, 1, 0, 0, 0], [2, 3], &Device::Cpu).unwrap();
+    let e = x.gather(1, &idx).unwrap_err();
     assert!(
-        matches!(e, Error::UnsupportedOnDevice { op: "cat", .. }),
+        matches!(e, Error::UnsupportedOnDevice { op: "gather", .. }),
         "{e}"
     );
     let cpu = randn(&[2, 3], 14, DType::F32);

@@ -4,7 +4,7 @@
 use super::{expect_len, launched, FloatType};
 use crate::device::Buffer;
 use crate::error::{Error, Result};
-use crate::memory::Layout;
+use crate::memory::{DType, Layout};
 use cudarc::driver::PushKernelArg;
 
 const FILE: &str = "elementwise.cu";
@@ -251,4 +251,125 @@ pub fn where_cond<T: FloatType>(
     // SAFETY: arguments match `where_T(i64, const u8*, Layout, const T*, Layout, const T*,
     // Layout, T*)`; the views lie within their buffers and y holds n elements.
     launched(unsafe { l.launch(dev.grid_1d(y.len(), 256)) }, &name)
+}
+
+/// Comparisons, numbered as `kernels/elementwise.cu` numbers them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(i32)]
+pub enum Compare {
+    /// `a == b`
+    Eq = 0,
+    /// `a != b`
+    Ne,
+    /// `a < b`
+    Lt,
+    /// `a <= b`
+    Le,
+    /// `a > b`
+    Gt,
+    /// `a >= b`
+    Ge,
+}
+
+/// `y[i] = (a[la(i)] op b[lb(i)]) as u32` (1 or 0), views broadcast to the output's shape.
+pub fn compare<T: DType>(
+    op: Compare,
+    a: &Buffer<T>,
+    la: &Layout,
+    b: &Buffer<T>,
+    lb: &Layout,
+    y: &mut Buffer<u32>,
+) -> Result<()> {
+    let name = format!("compare_{}", T::NAME);
+    same_shape(&name, la, lb)?;
+    la.check_within(a.len(), &name)?;
+    lb.check_within(b.len(), &name)?;
+    expect_len(&name, "y", y.len(), la.numel())?;
+    if y.is_empty() {
+        return Ok(());
+    }
+    let dev = y.device().clone();
+    let f = dev.function(FILE, &name)?;
+    let (op, n, ap, bp, yp) = (op as i32, y.len() as i64, a.ptr(), b.ptr(), y.ptr());
+    let mut l = dev.launcher(&f);
+    l.arg(&op)
+        .arg(&n)
+        .arg(&ap)
+        .arg(la)
+        .arg(&bp)
+        .arg(lb)
+        .arg(&yp);
+    // SAFETY: arguments match `compare_T(int, i64, const T*, Layout, const T*, Layout, u32*)`;
+    // the views lie within their buffers and y holds n elements.
+    launched(unsafe { l.launch(dev.grid_1d(y.len(), 256)) }, &name)
+}
+
+/// `y[i] = c[lc(i)] != 0 ? a[la(i)] : b[lb(i)]` with a u32 mask, views broadcast to the output.
+#[allow(clippy::too_many_arguments)]
+pub fn where_mask<T: DType>(
+    c: &Buffer<u32>,
+    lc: &Layout,
+    a: &Buffer<T>,
+    la: &Layout,
+    b: &Buffer<T>,
+    lb: &Layout,
+    y: &mut Buffer<T>,
+) -> Result<()> {
+    let name = format!("where_mask_{}", T::NAME);
+    same_shape(&name, lc, la)?;
+    same_shape(&name, la, lb)?;
+    lc.check_within(c.len(), &name)?;
+    la.check_within(a.len(), &name)?;
+    lb.check_within(b.len(), &name)?;
+    expect_len(&name, "y", y.len(), la.numel())?;
+    if y.is_empty() {
+        return Ok(());
+    }
+    let dev = y.device().clone();
+    let f = dev.function(FILE, &name)?;
+    let (n, cp, ap, bp, yp) = (y.len() as i64, c.ptr(), a.ptr(), b.ptr(), y.ptr());
+    let mut l = dev.launcher(&f);
+    l.arg(&n)
+        .arg(&cp)
+        .arg(lc)
+        .arg(&ap)
+        .arg(la)
+        .arg(&bp)
+        .arg(lb)
+        .arg(&yp);
+    // SAFETY: arguments match `where_mask_T(i64, const u32*, Layout, const T*, Layout, const T*,
+    // Layout, T*)`; the views lie within their buffers and y holds n elements.
+    launched(unsafe { l.launch(dev.grid_1d(y.len(), 256)) }, &name)
+}
+
+/// `y[ly(i)] = x[lx(i)]`: writes a view into a strided region of `y` (concatenation). `ly` must not
+/// write one element twice: a stride of 0 on a dimension longer than 1 is refused.
+pub fn copy_into<T: DType>(
+    x: &Buffer<T>,
+    lx: &Layout,
+    y: &mut Buffer<T>,
+    ly: &Layout,
+) -> Result<()> {
+    let name = format!("copy_into_{}", T::NAME);
+    same_shape(&name, lx, ly)?;
+    lx.check_within(x.len(), &name)?;
+    ly.check_within(y.len(), &name)?;
+    if ly.has_broadcast() {
+        return Err(Error::Invalid(format!(
+            "{name}: the destination view {:?} writes some elements twice",
+            ly.shape()
+        )));
+    }
+    let n = lx.numel();
+    if n == 0 {
+        return Ok(());
+    }
+    let dev = y.device().clone();
+    let f = dev.function(FILE, &name)?;
+    let (nn, xp, yp) = (n as i64, x.ptr(), y.ptr());
+    let mut l = dev.launcher(&f);
+    l.arg(&nn).arg(&xp).arg(lx).arg(&yp).arg(ly);
+    // SAFETY: arguments match `copy_into_T(i64, const T*, Layout, T*, Layout)`; both views lie
+    // within their buffers and the destination view writes each element once.
+    launched(unsafe { l.launch(dev.grid_1d(n, 256)) }, &name)
 }

@@ -217,6 +217,18 @@ impl Tensor {
 
     fn cmp(&self, rhs: &Tensor, op: CmpOp) -> Result<Tensor> {
         let (la, lb) = broadcast_pair("compare", self, rhs)?;
+        #[cfg(feature = "cuda")]
+        if self.device().is_cuda() || rhs.device().is_cuda() {
+            let code = match op {
+                CmpOp::Eq => 0,
+                CmpOp::Ne => 1,
+                CmpOp::Lt => 2,
+                CmpOp::Le => 3,
+                CmpOp::Gt => 4,
+                CmpOp::Ge => 5,
+            };
+            return crate::cuda::compare(self, &la, rhs, &lb, code);
+        }
         let (a, b) = (self.cpu("compare")?, rhs.cpu("compare")?);
         let mask = dispatch_dtype!(self.dtype(), T => {
             let (a, b) = (T::slice(a).unwrap_or(&[]), T::slice(b).unwrap_or(&[]));
@@ -294,11 +306,17 @@ impl Tensor {
             &broadcast_shape("where_cond", self.shape(), on_true.shape())?,
             on_false.shape(),
         )?;
-        let mask = self.broadcast_as(&shape)?.to_f64_vec()?;
         let (lt, lf) = (
             on_true.layout().broadcast_to("where_cond", &shape)?,
             on_false.layout().broadcast_to("where_cond", &shape)?,
         );
+        #[cfg(feature = "cuda")]
+        if self.device().is_cuda() || on_true.device().is_cuda() || on_false.device().is_cuda() {
+            let lm = self.layout().broadcast_to("where_cond", &shape)?;
+            let op = Op::WhereCond(self.clone(), on_true.clone(), on_false.clone());
+            return crate::cuda::where_mask(self, &lm, on_true, &lt, on_false, &lf, shape, op);
+        }
+        let mask = self.broadcast_as(&shape)?.to_f64_vec()?;
         let storage = dispatch_dtype!(on_true.dtype(), T => {
             let (a, b) = (T::slice(on_true.cpu("where_cond")?).unwrap_or(&[]), T::slice(on_false.cpu("where_cond")?).unwrap_or(&[]));
             let mut i = 0;

@@ -17,7 +17,11 @@ fn read_indices(ids: &Tensor, size: usize, op: &'static str, what: &str) -> Resu
             note: format!("{what} must be u32 or i64"),
         });
     }
-    let v = ids.to_dtype(DType::I64)?.to_vec::<i64>()?;
+    // Checked on the host whatever the device: a bad index must never reach a kernel.
+    let v = ids
+        .to_device(&crate::Device::Cpu)?
+        .to_dtype(DType::I64)?
+        .to_vec::<i64>()?;
     v.into_iter()
         .map(|i| {
             if i < 0 || i as usize >= size {
@@ -131,6 +135,10 @@ impl Tensor {
         if tensors.len() == 1 {
             return Ok(first.clone());
         }
+        #[cfg(feature = "cuda")]
+        if tensors.iter().any(|t| t.device().is_cuda()) {
+            return crate::cuda::cat(tensors, d);
+        }
         let parts: Vec<_> = tensors
             .iter()
             .map(|t| t.storage_view("cat"))
@@ -215,6 +223,11 @@ impl Tensor {
             "index_select",
             &format!("ids along dim {d} of {}", self.shape()),
         )?;
+        #[cfg(feature = "cuda")]
+        if self.device().is_cuda() {
+            let idx: Vec<i64> = idx.iter().map(|&i| i as i64).collect();
+            return crate::cuda::index_select(self, d, &idx, ids);
+        }
         let src = self.storage_view("index_select")?;
         let storage = dispatch_dtype!(self.dtype(), T => {
             index_select_typed::<T>(T::slice(&src).unwrap_or(&[]), &idx, outer, size, inner).into_storage()
@@ -281,6 +294,11 @@ impl Tensor {
     pub(crate) fn index_add(&self, dim: usize, ids: &Tensor, src: &Tensor) -> Result<Tensor> {
         let (outer, size, inner) = split_at(self.dims(), dim);
         let idx = read_indices(ids, size, "index_add", "ids")?;
+        #[cfg(feature = "cuda")]
+        if self.device().is_cuda() {
+            let idx: Vec<i64> = idx.iter().map(|&i| i as i64).collect();
+            return crate::cuda::index_add(self, dim, &idx, src);
+        }
         let src = src.storage_view("index_add")?;
         let mut out = self.contiguous_storage("index_add")?;
         add_at(&mut out, &src, |flat| {
