@@ -1,5 +1,7 @@
 //! `cargo xtask bench train-step`: milliseconds per training step of GPT-2 124M (random init,
-//! AdamW) on the CPU, for comparison with `benches/train_step_torch.py` on the same machine.
+//! AdamW) on the CPU, for comparison with `benches/train_step_torch.py` on the same machine; on a
+//! GPU with `--device cuda` when xtask is built with its `cuda` feature
+//! (`cargo run --release -p xtask --features cuda -- bench train-step --device cuda`).
 
 use ptm_models::gpt2::{Gpt2Checkpoint, Gpt2Config, Gpt2Inputs, Gpt2LmHeadModel};
 use ptm_nn::optim::{AdamW, AdamWConfig, Optimizer};
@@ -11,6 +13,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut batch = 4usize;
     let mut seqs = vec![64usize, 128];
     let mut steps = 5usize;
+    let mut device = Device::Cpu;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut val = |name: &str| {
@@ -29,6 +32,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
                     .parse()
                     .map_err(|e| format!("--steps: {e}"))?
             }
+            "--device" => device = val("--device")?.parse().map_err(|e: ptm_tensor::Error| e.to_string())?,
             "--seq" => {
                 seqs = val("--seq")?
                     .split(',')
@@ -37,7 +41,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             }
             other => {
                 return Err(format!(
-                "bench train-step: unknown option {other} (known: --batch N, --seq A,B, --steps N)"
+                "bench train-step: unknown option {other} (known: --batch N, --seq A,B, --steps N, --device cpu|cuda:N)"
             ))
             }
         }
@@ -45,10 +49,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let cfg = Gpt2Config::default();
     let gpt = Gpt2Checkpoint::<Gpt2LmHeadModel>::from_config(cfg, DType::F32, 0, None)
         .map_err(|e| e.to_string())?;
+    gpt.params.to_device(&device).map_err(|e| e.to_string())?;
     let mut opt = AdamW::new(gpt.params.trainable(), AdamWConfig::default(), |_| true)
         .map_err(|e| e.to_string())?;
     println!(
-        "GPT-2 124M ({} parameters), AdamW, f32, {} threads",
+        "GPT-2 124M ({} parameters), AdamW, f32, on {device}, {} CPU threads",
         gpt.params.counts().1,
         std::thread::available_parallelism()
             .map(|n| n.get())

@@ -12,7 +12,7 @@ const RUN_SH: &str = r#"#!/usr/bin/env bash
 # ptm GPU check, built by `cargo xtask gpu-check`. Runs ptm-cuda's unit tests, the NVRTC compile
 # test (with this machine's own NVRTC and ptxas: CUDA 13.0's, which its driver accepts), every GPU
 # kernel test against CPU references, ptm-tensor's CUDA backend against its CPU path, then the
-# benchmark table. Needs a CUDA driver and toolkit; no Rust, no network. BENCH_ARGS=--quick
+# benchmark table and a GPT-2 124M training step on the GPU. Needs a CUDA driver and toolkit; no Rust, no network. BENCH_ARGS=--quick
 # shrinks the benchmark.
 set -uo pipefail
 cd "$(dirname "$0")"
@@ -28,6 +28,8 @@ for t in unit nvrtc_compile gpu_kernels tensor_cuda; do
 done
 echo "== benchmark"
 ./bin/gpu_bench ${BENCH_ARGS:-} || status=1
+echo "== GPT-2 124M training step (B=4, T=64 and 128, AdamW) on the GPU"
+./bin/xtask bench train-step --device cuda ${STEP_ARGS:-} || status=1
 echo "== exit $status"
 exit $status
 "#;
@@ -101,6 +103,11 @@ pub fn run(out: &Path) -> Result<(), String> {
         &target_dir,
         &["-p", "ptm-tensor", "--features", "cuda", "--test", "cuda"],
     )?);
+    // xtask itself, for the GPT-2 124M training step on the GPU.
+    artifacts.extend(cargo_build(
+        &target_dir,
+        &["-p", "xtask", "--features", "cuda", "--bin", "xtask"],
+    )?);
     let _ = std::fs::remove_dir_all(out);
     let bin = out.join("bin");
     std::fs::create_dir_all(&bin).map_err(|e| format!("{}: {e}", bin.display()))?;
@@ -111,6 +118,7 @@ pub fn run(out: &Path) -> Result<(), String> {
         ("gpu_kernels", "test", "gpu_kernels"),
         ("cuda", "test", "tensor_cuda"),
         ("gpu", "bench", "gpu_bench"),
+        ("xtask", "bin", "xtask"),
     ];
     for (name, kind, as_name) in wanted {
         let (_, _, exe) = artifacts
@@ -136,7 +144,7 @@ pub fn run(out: &Path) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let bytes = dir_bytes(out);
     println!(
-        "gpu-check bundle: {} ({:.1} MiB): bin/{{unit,nvrtc_compile,gpu_kernels,tensor_cuda,gpu_bench}}, kernels/, run.sh",
+        "gpu-check bundle: {} ({:.1} MiB): bin/{{unit,nvrtc_compile,gpu_kernels,tensor_cuda,gpu_bench,xtask}}, kernels/, run.sh",
         out.display(),
         bytes as f64 / (1 << 20) as f64
     );

@@ -178,6 +178,18 @@ impl ParamStore {
         }
     }
 
+    /// Moves every parameter to `device` (trainable ones stay trainable; tied parameters share
+    /// one slot, so they move once).
+    pub fn to_device(&self, device: &ptm_tensor::Device) -> Result<()> {
+        for (_, p) in self.all() {
+            let t = p.tensor();
+            if t.device() != *device {
+                p.set(t.to_device(device)?)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Writes every parameter to a safetensors file (atomically), under its full name.
     pub fn save(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
         let all = self.all();

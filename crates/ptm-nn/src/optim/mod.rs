@@ -8,7 +8,7 @@ pub use sgd::{Sgd, SgdConfig};
 
 use crate::error::{invalid, Result};
 use crate::param::Param;
-use ptm_tensor::{DType, Device, GradStore, Tensor};
+use ptm_tensor::{DType, GradStore, Tensor};
 use std::collections::BTreeMap;
 
 /// What every optimizer offers a training loop.
@@ -50,10 +50,10 @@ fn read_param(name: &str, p: &Param, grads: &GradStore) -> Result<Option<(Vec<f3
     Ok(Some((t.to_vec::<f32>()?, g.to_dtype(DType::F32)?)))
 }
 
-/// Writes updated values back into the parameter.
+/// Writes updated values back into the parameter, on the device it lives on.
 fn write_param(p: &Param, values: Vec<f32>) -> Result<()> {
     let t = p.tensor();
-    p.set(Tensor::from_vec(values, t.dims(), &Device::Cpu)?)
+    p.set(Tensor::from_vec(values, t.dims(), &t.device())?)
 }
 
 /// Reads `name` from a saved state as f32 values of `len` elements.

@@ -58,6 +58,13 @@ impl Tensor {
                 rhs: weight.dtype(),
             });
         }
+        #[cfg(feature = "cuda")]
+        if self.device().is_cuda() || weight.device().is_cuda() {
+            // On the GPU the logits fit in device memory: the composition, with its own graph.
+            return self
+                .matmul(&weight.t()?)?
+                .cross_entropy(targets, ignore_index);
+        }
         let t = read_targets(targets, v, ignore_index)?;
         let want_dh = is_grad_enabled() && self.tracks_grad();
         let want_dw = is_grad_enabled() && weight.tracks_grad();
