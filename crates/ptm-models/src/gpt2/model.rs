@@ -400,7 +400,7 @@ fn shifted_targets(labels: &Tensor, b: usize, t: usize) -> Result<Tensor> {
             "need at least 2 positions to predict a next token",
         ));
     }
-    let ignore = Tensor::full(-100.0, [b, 1], DType::I64, &Device::Cpu)?;
+    let ignore = Tensor::full(-100.0, [b, 1], DType::I64, &labels.device())?;
     let next = labels.to_dtype(DType::I64)?.narrow(1, 1, t - 1)?;
     Ok(Tensor::cat(&[next, ignore], 1)?.reshape([b * t])?)
 }

@@ -378,7 +378,7 @@ pub fn scaled_dot_product_attention(
         return crate::ops::attention::fused_attention(q, &k, &v, opts.causal, padding, p, scale);
     }
     let scores = q.matmul(&k.transpose(2, 3)?)?.mul_scalar(scale)?;
-    let mask = attention_mask(&opts, b, tq, tk, p)?;
+    let mask = attention_mask(&opts, b, tq, tk, p, &q.device())?;
     let scores = match mask {
         Some(allowed) => scores.masked_fill(&allowed.eq_scalar(0.0)?, min_finite(q.dtype()))?,
         None => scores,
@@ -414,12 +414,14 @@ fn check_padding(m: &Tensor, b: usize, tk: usize) -> Result<()> {
 }
 
 /// The `[batch or 1, 1, tq, p + tk]` u32 mask of allowed (query, key) pairs, or `None` if all are.
+/// Built on `device`, where the scores it masks live.
 fn attention_mask(
     opts: &AttentionOptions,
     b: usize,
     tq: usize,
     tk: usize,
     p: usize,
+    device: &crate::Device,
 ) -> Result<Option<Tensor>> {
     if !opts.causal && opts.key_padding_mask.is_none() {
         return Ok(None);
@@ -446,9 +448,5 @@ fn attention_mask(
             }
         }
     }
-    Ok(Some(Tensor::from_vec(
-        allowed,
-        [nb, 1, tq, total],
-        &crate::Device::Cpu,
-    )?))
+    Ok(Some(Tensor::from_vec(allowed, [nb, 1, tq, total], device)?))
 }
