@@ -1,4 +1,4 @@
-//! `cargo xtask gpu-check`: a self-contained bundle that checks ptm-cuda on a GPU machine with no
+//! `cargo xtask gpu-check`: a self-contained bundle that checks the GPU path on a machine with no
 //! Rust toolchain and no network: release test and bench binaries (stripped), the kernel sources,
 //! and `run.sh`, which runs every GPU test and then prints the benchmark table.
 
@@ -9,18 +9,18 @@ use std::process::Command;
 const MAX_BYTES: u64 = 60 << 20;
 
 const RUN_SH: &str = r#"#!/usr/bin/env bash
-# ptm GPU check, built by `cargo xtask gpu-check`. Runs ptm-cuda's unit tests, the NVRTC compile
-# test (with this machine's own NVRTC and ptxas: CUDA 13.0's, which its driver accepts), every GPU
-# kernel test against CPU references, ptm-tensor's CUDA backend against its CPU path, then the
-# benchmark table and a GPT-2 124M training step on the GPU. Needs a CUDA driver and toolkit; no Rust, no network. BENCH_ARGS=--quick
-# shrinks the benchmark.
+# ptm GPU check, built by `cargo xtask gpu-check`. Runs ptm-cuda's unit tests; the NVRTC compile
+# test (with this machine's own NVRTC and ptxas: CUDA 13.0's, which its driver accepts); every GPU
+# kernel against CPU references; ptm-tensor's CUDA backend and a GPT-2 training step against their
+# CPU paths; then the benchmark table and a GPT-2 124M training step on the GPU. Needs a CUDA
+# driver and toolkit; no Rust, no network. BENCH_ARGS=--quick shrinks the benchmark.
 set -uo pipefail
 cd "$(dirname "$0")"
 export PTM_REQUIRE_GPU=1 PTM_REQUIRE_NVRTC=1
 export PTM_CACHE="${PTM_CACHE:-$PWD/cache}"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>/dev/null || true
 status=0
-for t in unit nvrtc_compile gpu_kernels tensor_cuda; do
+for t in unit nvrtc_compile gpu_kernels tensor_cuda gpt2_gpu; do
   echo "== $t"
   start=$(date +%s)
   ./bin/$t --test-threads=1 || status=1
@@ -103,6 +103,10 @@ pub fn run(out: &Path) -> Result<(), String> {
         &target_dir,
         &["-p", "ptm-tensor", "--features", "cuda", "--test", "cuda"],
     )?);
+    artifacts.extend(cargo_build(
+        &target_dir,
+        &["-p", "ptm-models", "--features", "cuda", "--test", "gpu"],
+    )?);
     // xtask itself, for the GPT-2 124M training step on the GPU.
     artifacts.extend(cargo_build(
         &target_dir,
@@ -117,6 +121,7 @@ pub fn run(out: &Path) -> Result<(), String> {
         ("nvrtc_compile", "test", "nvrtc_compile"),
         ("gpu_kernels", "test", "gpu_kernels"),
         ("cuda", "test", "tensor_cuda"),
+        ("gpu", "test", "gpt2_gpu"),
         ("gpu", "bench", "gpu_bench"),
         ("xtask", "bin", "xtask"),
     ];
@@ -144,7 +149,7 @@ pub fn run(out: &Path) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let bytes = dir_bytes(out);
     println!(
-        "gpu-check bundle: {} ({:.1} MiB): bin/{{unit,nvrtc_compile,gpu_kernels,tensor_cuda,gpu_bench,xtask}}, kernels/, run.sh",
+        "gpu-check bundle: {} ({:.1} MiB): bin/{{unit,nvrtc_compile,gpu_kernels,tensor_cuda,gpt2_gpu,gpu_bench,xtask}}, kernels/, run.sh",
         out.display(),
         bytes as f64 / (1 << 20) as f64
     );
