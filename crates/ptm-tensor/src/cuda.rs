@@ -1392,3 +1392,35 @@ pub(crate) fn index_add(x: &Tensor, dim: usize, idx: &[i64], src: &Tensor) -> Re
     let scattered = wrap(&s.gpu, buf, moved_dims.into(), None).transpose(0, dim)?;
     x.detach().add(&scattered)
 }
+
+/// The fused AdamW kernel on copies of the parameter and moments (shapes, dtypes and devices
+/// checked by the caller).
+pub(crate) fn adamw_update(
+    p: &Tensor,
+    g: &Tensor,
+    m: &Tensor,
+    v: &Tensor,
+    h: &ptm_cpu::optim::AdamW,
+    step: u64,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let name = "adamw_update";
+    let (p, g, m, v) = (dense(p)?, dense(g)?, dense(m)?, dense(v)?);
+    let s = cuda_of(&p, name)?;
+    let ke = |e| kernel_err(&s.gpu, e);
+    let n = p.elem_count();
+    let fresh = |t: &Tensor| -> Result<Buffer<f32>> {
+        let src: &Buffer<f32> = cuda_of(t, name)?.typed(name)?;
+        let mut b = s.gpu.alloc::<f32>(n).map_err(ke)?;
+        b.copy_from_device(src).map_err(ke)?;
+        Ok(b)
+    };
+    let (mut p2, mut m2, mut v2) = (fresh(&p)?, fresh(&m)?, fresh(&v)?);
+    let gb: &Buffer<f32> = cuda_of(&g, name)?.typed(name)?;
+    ptm_cuda::ops::optim::adamw_step(&mut p2, gb, &mut m2, &mut v2, h, step).map_err(ke)?;
+    let shape = p.shape().clone();
+    Ok((
+        wrap(&s.gpu, CudaBuf::F32(p2), shape.clone(), None),
+        wrap(&s.gpu, CudaBuf::F32(m2), shape.clone(), None),
+        wrap(&s.gpu, CudaBuf::F32(v2), shape, None),
+    ))
+}

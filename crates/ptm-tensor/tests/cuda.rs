@@ -423,6 +423,45 @@ fn masks_selection_joins_and_lookups_match_the_cpu() {
 }
 
 #[test]
+fn the_fused_adamw_update_matches_the_cpu_and_leaves_its_inputs() {
+    if !gpu() {
+        return;
+    }
+    let h = ptm_cpu::optim::AdamW {
+        lr: 1e-3,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.01,
+    };
+    let (p0, g) = (
+        randn(&[33, 65], 50, DType::F32),
+        randn(&[33, 65], 51, DType::F32),
+    );
+    let zeros = Tensor::zeros([33, 65], DType::F32, &Device::Cpu).unwrap();
+    let run = |dev: &Device| {
+        let (mut p, g) = (p0.to_device(dev).unwrap(), g.to_device(dev).unwrap());
+        let (mut m, mut v) = (zeros.to_device(dev).unwrap(), zeros.to_device(dev).unwrap());
+        for step in 1..=3 {
+            let before = p.to_f64_vec().unwrap();
+            let (p2, m2, v2) = p.adamw_update(&g, &m, &v, &h, step).unwrap();
+            assert_eq!(
+                p.to_f64_vec().unwrap(),
+                before,
+                "the input parameter changed"
+            );
+            (p, m, v) = (p2, m2, v2);
+        }
+        (p, m, v)
+    };
+    let c = run(&Device::Cpu);
+    let g = run(&GPU);
+    close("adamw p", &g.0, &c.0, 1e-6);
+    close("adamw m", &g.1, &c.1, 1e-6);
+    close("adamw v", &g.2, &c.2, 1e-6);
+}
+
+#[test]
 fn ops_without_a_cuda_path_say_so() {
     if !gpu() {
         return;

@@ -209,3 +209,60 @@ fn file_errors_name_the_file() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn adamw_update_checks_shapes_and_dtypes_and_matches_adamw_step() {
+    let h = ptm_cpu::optim::AdamW {
+        lr: 1e-2,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.1,
+    };
+    let e = t(&[2, 3])
+        .adamw_update(&t(&[3, 2]), &t(&[2, 3]), &t(&[2, 3]), &h, 1)
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::ShapeMismatch {
+                op: "adamw_update",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("gradient"), "{e}");
+    let f64p = Tensor::zeros([2, 3], DType::F64, &Device::Cpu).unwrap();
+    let e = f64p
+        .adamw_update(&t(&[2, 3]), &t(&[2, 3]), &t(&[2, 3]), &h, 1)
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::UnsupportedDType {
+                op: "adamw_update",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // The CPU path is ptm-cpu's step on copies: same numbers, inputs untouched.
+    let p: Vec<f32> = vec![0.5, -1.0, 2.0, 0.0, 3.0, -0.25];
+    let g: Vec<f32> = vec![0.1, 0.2, -0.3, 0.4, -0.5, 0.6];
+    let pt = Tensor::from_vec(p.clone(), [2, 3], &Device::Cpu).unwrap();
+    let gt = Tensor::from_vec(g.clone(), [2, 3], &Device::Cpu).unwrap();
+    let (p2, m2, v2) = pt
+        .adamw_update(&gt, &t(&[2, 3]), &t(&[2, 3]), &h, 1)
+        .unwrap();
+    let (mut pw, mut mw, mut vw) = (p.clone(), vec![0.0f32; 6], vec![0.0f32; 6]);
+    ptm_cpu::optim::adamw_step(&mut pw, &g, &mut mw, &mut vw, &h, 1);
+    assert_eq!(p2.to_vec::<f32>().unwrap(), pw);
+    assert_eq!(m2.to_vec::<f32>().unwrap(), mw);
+    assert_eq!(v2.to_vec::<f32>().unwrap(), vw);
+    assert_eq!(
+        pt.to_vec::<f32>().unwrap(),
+        p,
+        "the input parameter changed"
+    );
+}

@@ -40,6 +40,9 @@ struct Slot {
     step: u64,
     m: Vec<f32>,
     v: Vec<f32>,
+    /// The moments on the parameter's device when it is not the CPU (then `m`, `v` are stale
+    /// until `state` copies them back).
+    on_device: Option<(Tensor, Tensor)>,
 }
 
 /// AdamW over a list of named parameters.
@@ -84,6 +87,7 @@ impl AdamW {
                     step: 0,
                     m: vec![0.0; n],
                     v: vec![0.0; n],
+                    on_device: None,
                 }
             })
             .collect();
@@ -99,10 +103,6 @@ impl AdamW {
 impl Optimizer for AdamW {
     fn step(&mut self, grads: &GradStore) -> Result<()> {
         for s in &mut self.slots {
-            let Some((mut p, g)) = read_param(&s.name, &s.param, grads)? else {
-                continue;
-            };
-            s.step += 1;
             let h = ptm_cpu::optim::AdamW {
                 lr: self.cfg.lr,
                 beta1: self.cfg.beta1,
@@ -110,6 +110,29 @@ impl Optimizer for AdamW {
                 eps: self.cfg.eps,
                 weight_decay: if s.decay { self.cfg.weight_decay } else { 0.0 },
             };
+            let t = s.param.tensor();
+            if t.device().is_cuda() {
+                // On a GPU: one fused kernel, the moments kept on the device.
+                let Some(g) = grads.get(&t) else {
+                    continue;
+                };
+                let (m, v) = match s.on_device.take() {
+                    Some(mv) => mv,
+                    None => (
+                        Tensor::from_vec(s.m.clone(), t.dims(), &t.device())?,
+                        Tensor::from_vec(s.v.clone(), t.dims(), &t.device())?,
+                    ),
+                };
+                s.step += 1;
+                let (p, m, v) = t.adamw_update(g, &m, &v, &h, s.step)?;
+                s.param.set(p)?;
+                s.on_device = Some((m, v));
+                continue;
+            }
+            let Some((mut p, g)) = read_param(&s.name, &s.param, grads)? else {
+                continue;
+            };
+            s.step += 1;
             ptm_cpu::optim::adamw_step(&mut p, &g.values::<f32>()?, &mut s.m, &mut s.v, &h, s.step);
             write_param(&s.param, p)?;
         }
@@ -128,8 +151,13 @@ impl Optimizer for AdamW {
         let mut out = BTreeMap::new();
         for s in &self.slots {
             let dims = s.param.tensor().dims().to_vec();
-            let m = Tensor::from_vec(s.m.clone(), dims.as_slice(), &Device::Cpu)?;
-            let v = Tensor::from_vec(s.v.clone(), dims.as_slice(), &Device::Cpu)?;
+            let (m, v) = match &s.on_device {
+                Some((m, v)) => (m.to_device(&Device::Cpu)?, v.to_device(&Device::Cpu)?),
+                None => (
+                    Tensor::from_vec(s.m.clone(), dims.as_slice(), &Device::Cpu)?,
+                    Tensor::from_vec(s.v.clone(), dims.as_slice(), &Device::Cpu)?,
+                ),
+            };
             let step = Tensor::from_vec(vec![s.step as i64], [1], &Device::Cpu)?;
             out.insert(format!("{}.exp_avg", s.name), m);
             out.insert(format!("{}.exp_avg_sq", s.name), v);
@@ -144,6 +172,7 @@ impl Optimizer for AdamW {
             s.m = state_vec(state, &format!("{}.exp_avg", s.name), n)?;
             s.v = state_vec(state, &format!("{}.exp_avg_sq", s.name), n)?;
             s.step = state_step(state, &format!("{}.step", s.name))?;
+            s.on_device = None;
         }
         Ok(())
     }

@@ -9,6 +9,7 @@ pub(crate) mod index;
 pub(crate) mod linear_ce;
 pub(crate) mod matmul;
 pub(crate) mod nn;
+pub(crate) mod optim;
 pub(crate) mod reduce;
 pub(crate) mod unary;
 pub(crate) mod view;
