@@ -508,7 +508,6 @@ pub(crate) fn matmul(
                     expect = s[i] * d[i];
                 }
                 Some(_) if s[i] == expect => expect *= d[i],
-                Some(st) if s[i] == 0 && st == 0 => {}
                 _ => return None,
             }
         }
@@ -895,14 +894,12 @@ struct CeRows {
 }
 
 fn ce_rows(
-    x: &Tensor,
     s: &CudaStorage,
     t: &[i64],
     c: usize,
     ignore_index: i64,
     name: &'static str,
 ) -> Result<(CeRows, Buffer<f64>)> {
-    let _ = x;
     let ke = |e| kernel_err(&s.gpu, e);
     let targets = s.gpu.upload(t).map_err(ke)?;
     // Sum of the counted rows' losses, in f64 on the host side of one small copy.
@@ -974,7 +971,7 @@ pub(crate) fn cross_entropy(
     let s = cuda_of(&x, name)?;
     let c = *x.dims().last().unwrap_or(&1);
     let count = t.iter().filter(|&&v| v != ignore_index).count();
-    let (_, total) = ce_rows(&x, s, t, c, ignore_index, name)?;
+    let (_, total) = ce_rows(s, t, c, ignore_index, name)?;
     let ke = |e| kernel_err(&s.gpu, e);
     // mean = total / count (NaN for no counted row, as PyTorch), then the logits' dtype.
     let mut mean = s.gpu.alloc::<f64>(1).map_err(ke)?;
@@ -1014,7 +1011,7 @@ pub(crate) fn cross_entropy_backward(
     let c = *x.dims().last().unwrap_or(&1);
     let count = t.iter().filter(|&&v| v != ignore_index).count();
     let factor = if count == 0 { 0.0 } else { 1.0 / count as f64 };
-    let (rows_, _) = ce_rows(&x, s, t, c, ignore_index, name)?;
+    let (rows_, _) = ce_rows(s, t, c, ignore_index, name)?;
     let ke = |e| kernel_err(&s.gpu, e);
     let n = x.elem_count();
     macro_rules! run {

@@ -46,6 +46,14 @@ impl<'a, T: FloatType> Operand<'a, T> {
     }
 
     fn check(&self, what: &str, batch: usize, rows: usize, cols: usize) -> Result<()> {
+        // Even an empty view's base must lie in the buffer: the launcher takes its address.
+        if self.offset > self.buf.len() {
+            return Err(Error::Invalid(format!(
+                "{what}: offset {} is past a buffer of {}",
+                self.offset,
+                self.buf.len()
+            )));
+        }
         let l = Layout::strided(
             &[batch, rows, cols],
             &[
