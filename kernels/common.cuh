@@ -39,6 +39,30 @@ template <> __device__ __forceinline__ double from_acc<double>(double x) { retur
 template <> __device__ __forceinline__ float from_acc<float>(double x) { return (float)x; }
 template <> __device__ __forceinline__ f16 from_acc<f16>(double x) { return __double2half(x); }
 template <> __device__ __forceinline__ bf16 from_acc<bf16>(double x) { return __double2bfloat16(x); }
+// Integers accumulate as themselves (integer reductions and comparisons).
+template <typename T> __device__ __forceinline__ T from_acc(u32 x);
+template <> __device__ __forceinline__ u32 from_acc<u32>(u32 x) { return x; }
+template <typename T> __device__ __forceinline__ T from_acc(i64 x);
+template <> __device__ __forceinline__ i64 from_acc<i64>(i64 x) { return x; }
+
+// Casts that involve an integer go through f64, as ptm-tensor's CPU casts do (Rust's `as`): float
+// to integer truncates toward zero and saturates, NaN becomes 0; integer to float rounds to nearest.
+__device__ __forceinline__ double to_f64(float x) { return x; }
+__device__ __forceinline__ double to_f64(double x) { return x; }
+__device__ __forceinline__ double to_f64(f16 x) { return __half2float(x); }
+__device__ __forceinline__ double to_f64(bf16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ double to_f64(u32 x) { return (double)x; }
+__device__ __forceinline__ double to_f64(i64 x) { return (double)x; }
+template <typename T> __device__ __forceinline__ T from_f64(double x) { return from_acc<T>(x); }
+template <> __device__ __forceinline__ u32 from_f64<u32>(double x) {
+    if (!(x > 0.0)) return 0u;  // NaN and everything at or below zero
+    return x >= 4294967295.0 ? 4294967295u : (u32)x;
+}
+template <> __device__ __forceinline__ i64 from_f64<i64>(double x) {
+    if (x != x) return 0;
+    if (x <= -9223372036854775808.0) return (i64)0x8000000000000000ull;
+    return x >= 9223372036854775808.0 ? (i64)0x7fffffffffffffffll : (i64)x;
+}
 
 // Math by argument type: the f32 function for f32, the f64 one for f64. (A bare `exp(x)` on a
 // float may resolve to the double overload and silently compute in f64.)

@@ -117,12 +117,41 @@ __device__ void binary(int op, i64 n, const T* a, Layout la, const T* b, Layout 
     }
 }
 
+// Integer arithmetic wraps (through unsigned 64-bit arithmetic, so signed overflow is defined)
+// and divides toward zero, as Rust's wrapping ops; the host refuses a zero divisor beforehand.
+__device__ __forceinline__ u32 int_div(u32 a, u32 b) { return a / b; }
+__device__ __forceinline__ i64 int_div(i64 a, i64 b) {
+    return b == -1 ? (i64)(0ull - (unsigned long long)a) : a / b;  // MIN / -1 wraps to MIN
+}
+template <typename T> __device__ __forceinline__ T int_binary(int op, T a, T b) {
+    typedef unsigned long long U;
+    switch (op) {
+        case B_ADD: return (T)((U)a + (U)b);
+        case B_SUB: return (T)((U)a - (U)b);
+        case B_MUL: return (T)((U)a * (U)b);
+        case B_DIV: return int_div(a, b);
+        case B_MAX: return a > b ? a : b;
+        case B_MIN: return a < b ? a : b;
+    }
+    return a;
+}
+
+template <typename T>
+__device__ void binary_int(int op, i64 n, const T* a, Layout la, const T* b, Layout lb, T* y) {
+    PTM_GRID_STRIDE(i, n) { y[i] = int_binary<T>(op, a[offset_of(i, la)], b[offset_of(i, lb)]); }
+}
+
 template <typename T> __device__ void strided_copy(i64 n, const T* x, Layout lx, T* y) {
     PTM_GRID_STRIDE(i, n) { y[i] = x[offset_of(i, lx)]; }
 }
 
 template <typename S, typename D> __device__ void cast(i64 n, const S* x, D* y) {
     PTM_GRID_STRIDE(i, n) { y[i] = from_acc<D>(to_acc(x[i])); }
+}
+
+// A cast where either side is an integer, through f64 (see from_f64).
+template <typename S, typename D> __device__ void cast_f64(i64 n, const S* x, D* y) {
+    PTM_GRID_STRIDE(i, n) { y[i] = from_f64<D>(to_f64(x[i])); }
 }
 
 template <typename T> __device__ void fill(i64 n, double v, T* y) {
@@ -220,6 +249,19 @@ PTM_MASKS(i64, i64)
     extern "C" __global__ void copy_into_##S(i64 n, const T* x, ptm::Layout lx, T* y, ptm::Layout ly) { \
         ptm::copy_into<T>(n, x, lx, y, ly);                                                             \
     }
+
+// Integer tensors: strided copies (contiguous() of an index or mask view) and wrapping arithmetic.
+#define PTM_INTEGERS(T, S)                                                                             \
+    extern "C" __global__ void copy_##S(i64 n, const T* x, ptm::Layout lx, T* y) {                   \
+        ptm::strided_copy<T>(n, x, lx, y);                                                            \
+    }                                                                                                 \
+    extern "C" __global__ void binary_##S(int op, i64 n, const T* a, ptm::Layout la, const T* b,     \
+                                          ptm::Layout lb, T* y) {                                     \
+        ptm::binary_int<T>(op, n, a, la, b, lb, y);                                                   \
+    }
+PTM_INTEGERS(u32, u32)
+PTM_INTEGERS(i64, i64)
+
 PTM_COPY_INTO(float, f32)
 PTM_COPY_INTO(double, f64)
 PTM_COPY_INTO(f16, f16)
@@ -238,3 +280,19 @@ PTM_CASTS_FROM(float, f32)
 PTM_CASTS_FROM(double, f64)
 PTM_CASTS_FROM(f16, f16)
 PTM_CASTS_FROM(bf16, bf16)
+
+#define PTM_CAST_F64(S, SN, D, DN) \
+    extern "C" __global__ void cast_##SN##_##DN(i64 n, const S* x, D* y) { ptm::cast_f64<S, D>(n, x, y); }
+#define PTM_CASTS_INT(I, IN)            \
+    PTM_CAST_F64(I, IN, float, f32)     \
+    PTM_CAST_F64(I, IN, double, f64)    \
+    PTM_CAST_F64(I, IN, f16, f16)       \
+    PTM_CAST_F64(I, IN, bf16, bf16)     \
+    PTM_CAST_F64(float, f32, I, IN)     \
+    PTM_CAST_F64(double, f64, I, IN)    \
+    PTM_CAST_F64(f16, f16, I, IN)       \
+    PTM_CAST_F64(bf16, bf16, I, IN)
+PTM_CASTS_INT(u32, u32)
+PTM_CASTS_INT(i64, i64)
+PTM_CAST_F64(u32, u32, i64, i64)
+PTM_CAST_F64(i64, i64, u32, u32)

@@ -34,3 +34,11 @@ PTM_EMBEDDING(float, f32, float)
 PTM_EMBEDDING(double, f64, double)
 PTM_EMBEDDING(f16, f16, float)
 PTM_EMBEDDING(bf16, bf16, float)
+
+// Lookups of integer tables (ptm-tensor's gather and index_select of index tensors).
+#define PTM_EMBEDDING_FWD(T, S)                                                                        \
+    extern "C" __global__ void embedding_fwd_##S(i64 rows, i64 d, const i64* ids, const T* table, T* y) { \
+        ptm::embedding_fwd<T>(rows, d, ids, table, y);                                                \
+    }
+PTM_EMBEDDING_FWD(u32, u32)
+PTM_EMBEDDING_FWD(i64, i64)

@@ -1,6 +1,7 @@
 // Reductions over the last dimension of a contiguous [rows, n] array (the caller moves the reduced
-// dimensions last). One block per row; sums in f32 (f64 for f64). NaN propagates through max/min,
-// and argmax returns the first index of the maximum (a NaN counts as the maximum, as in PyTorch).
+// dimensions last). One block per row; sums in f32 (f64 for f64, the type itself for integers,
+// which wrap). NaN propagates through max/min, and argmax returns the first index of the maximum
+// (a NaN counts as the maximum, as in PyTorch).
 
 namespace ptm {
 
@@ -12,11 +13,25 @@ template <typename A> __device__ __forceinline__ A reduce_pair(int op, A a, A b)
     return op == R_MAX ? (a > b ? a : b) : (a < b ? a : b);
 }
 
+// The identity of max and min: ±inf for floats, the type's extremes for integers.
+template <typename A> struct Lim {
+    __device__ static A lowest() { return A(-INFINITY); }
+    __device__ static A highest() { return A(INFINITY); }
+};
+template <> struct Lim<u32> {
+    __device__ static u32 lowest() { return 0u; }
+    __device__ static u32 highest() { return 0xffffffffu; }
+};
+template <> struct Lim<i64> {
+    __device__ static i64 lowest() { return (i64)0x8000000000000000ull; }
+    __device__ static i64 highest() { return 0x7fffffffffffffffll; }
+};
+
 template <typename T>
 __device__ void reduce_rows(int op, i64 rows, i64 n, const T* x, T* y) {
     typedef typename Acc<T>::type A;
     __shared__ A scratch[32];
-    const A init = op == R_SUM ? A(0) : (op == R_MAX ? A(-INFINITY) : A(INFINITY));
+    const A init = op == R_SUM ? A(0) : (op == R_MAX ? Lim<A>::lowest() : Lim<A>::highest());
     for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {
         const T* xr = x + r * n;
         A v = init;
@@ -48,8 +63,8 @@ __device__ void arg_rows(int want_max, i64 rows, i64 n, const T* x, i64* out) {
     __shared__ i64 si[32];
     for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {
         const T* xr = x + r * n;
-        A v = want_max ? A(-INFINITY) : A(INFINITY);
-        i64 idx = n;  // no element yet: loses every comparison on ties
+        A v = A(0);   // unread while idx == n
+        i64 idx = n;  // no element yet: loses every comparison
         for (i64 j = threadIdx.x; j < n; j += blockDim.x) {
             const A w = to_acc(xr[j]);
             if (idx == n || arg_better(w, j, v, idx, want_max)) { v = w; idx = j; }
@@ -90,3 +105,5 @@ PTM_REDUCE(float, f32)
 PTM_REDUCE(double, f64)
 PTM_REDUCE(f16, f16)
 PTM_REDUCE(bf16, bf16)
+PTM_REDUCE(u32, u32)
+PTM_REDUCE(i64, i64)

@@ -19,7 +19,8 @@ pub trait Element: Copy + Send + Sync + PartialOrd + Debug + Default + 'static {
     fn sub(self, rhs: Self) -> Self;
     /// `self * rhs` (wrapping for integers).
     fn mul(self, rhs: Self) -> Self;
-    /// `self / rhs`; `None` for an integer division by zero.
+    /// `self / rhs`, toward zero and wrapping for integers (`i64::MIN / -1` is `i64::MIN`); `None`
+    /// for an integer division by zero.
     fn div(self, rhs: Self) -> Option<Self>;
     /// Converts from f64 (saturating and truncating for integers).
     fn from_f64(x: f64) -> Self;
@@ -46,7 +47,9 @@ macro_rules! int_element {
                 self.wrapping_mul(rhs)
             }
             fn div(self, rhs: Self) -> Option<Self> {
-                self.checked_div(rhs)
+                // Wrapping like the other integer ops (i64::MIN / -1 is i64::MIN); None only for
+                // a zero divisor.
+                (rhs != 0).then(|| self.wrapping_div(rhs))
             }
             fn from_f64(x: f64) -> Self {
                 x as $t

@@ -27,6 +27,8 @@ sources!(
     "layer_norm.cu",
     "cross_entropy.cu",
     "adamw.cu",
+    "sgd.cu",
+    "conv.cu",
     "embedding.cu",
     "reduce.cu",
     "matmul_simt.cu",

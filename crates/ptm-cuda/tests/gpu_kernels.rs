@@ -14,7 +14,7 @@
 use half::{bf16, f16};
 use ptm_cuda::memory::Layout;
 use ptm_cuda::ops::elementwise::{self as ew, Binary, Unary};
-use ptm_cuda::ops::{embedding, optim, rows, FloatType};
+use ptm_cuda::ops::{conv, embedding, optim, rows, FloatType};
 use ptm_cuda::{Buffer, Device};
 
 fn device() -> Option<Device> {
@@ -735,6 +735,289 @@ fn embedding_lookup_and_scatter_add() {
     let err = embedding::embedding_fwd(&ib, &[3, 0, 50, 3, 3, 17, 0], &tb, d, &mut y)
         .expect_err("id 50 of 50");
     assert!(err.to_string().contains("id 50"), "{err}");
+}
+
+/// A reference integer operation.
+type IntOp<T> = fn(T, T) -> T;
+
+#[test]
+fn integer_copies_casts_reductions_and_lookups() {
+    let Some(dev) = device() else { return };
+    // Casts involving an integer follow Rust's `as` through f64: truncation toward zero,
+    // saturation, NaN to 0.
+    let f: Vec<f32> = vec![
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        -1.5,
+        -0.7,
+        2.7,
+        3e9,
+        5e9,
+        -3e19,
+        4294967295.0,
+        1e19,
+    ];
+    let fb = dev.upload(&f).unwrap();
+    let mut u = dev.poisoned::<u32>(f.len()).unwrap();
+    ew::cast(&fb, &mut u).unwrap();
+    let want: Vec<u32> = f.iter().map(|&x| x as f64 as u32).collect();
+    assert_eq!(u.to_vec().unwrap(), want, "f32→u32");
+    let mut l = dev.poisoned::<i64>(f.len()).unwrap();
+    ew::cast(&fb, &mut l).unwrap();
+    let want: Vec<i64> = f.iter().map(|&x| x as f64 as i64).collect();
+    assert_eq!(l.to_vec().unwrap(), want, "f32→i64");
+
+    let ints: Vec<i64> = vec![
+        0,
+        -1,
+        7,
+        1 << 40,
+        -(1 << 53) - 1,
+        i64::MAX,
+        i64::MIN,
+        4_294_967_296,
+        2049,
+    ];
+    let ib = dev.upload(&ints).unwrap();
+    let mut u = dev.poisoned::<u32>(ints.len()).unwrap();
+    ew::cast(&ib, &mut u).unwrap();
+    let want: Vec<u32> = ints.iter().map(|&x| x as f64 as u32).collect();
+    assert_eq!(u.to_vec().unwrap(), want, "i64→u32");
+    let mut h = dev.poisoned::<f16>(ints.len()).unwrap();
+    ew::cast(&ib, &mut h).unwrap();
+    let want: Vec<f16> = ints.iter().map(|&x| f16::from_f64(x as f64)).collect();
+    assert_eq!(h.to_vec().unwrap(), want, "i64→f16");
+    let mut s = dev.poisoned::<f32>(ints.len()).unwrap();
+    ew::cast(&ib, &mut s).unwrap();
+    let want: Vec<f32> = ints.iter().map(|&x| x as f64 as f32).collect();
+    assert_eq!(s.to_vec().unwrap(), want, "i64→f32");
+    let ub = dev.upload(&[0u32, 1, u32::MAX, 12345]).unwrap();
+    let mut l = dev.poisoned::<i64>(4).unwrap();
+    ew::cast(&ub, &mut l).unwrap();
+    assert_eq!(
+        l.to_vec().unwrap(),
+        vec![0, 1, u32::MAX as i64, 12345],
+        "u32→i64"
+    );
+
+    // A transposed copy of an i64 matrix.
+    let m: Vec<i64> = (0..35).map(|i| i * 1_000_000_007 - 17).collect();
+    let mb = dev.upload(&m).unwrap();
+    let lt = Layout::strided(&[7, 5], &[1, 7], 0).unwrap();
+    let mut t = dev.poisoned::<i64>(35).unwrap();
+    ew::copy(&mb, &lt, &mut t).unwrap();
+    let want: Vec<i64> = (0..35).map(|i| m[(i % 5) * 7 + i / 5]).collect();
+    assert_eq!(t.to_vec().unwrap(), want, "i64 transposed copy");
+
+    // Wrapping integer arithmetic with a broadcast operand, division toward zero.
+    let a: Vec<i64> = vec![i64::MAX, i64::MIN, -7, 7, 1 << 62, -5];
+    let b: Vec<i64> = vec![1, -1, 2];
+    let (ab, bb) = (dev.upload(&a).unwrap(), dev.upload(&b).unwrap());
+    let la = Layout::contiguous(&[2, 3]).unwrap();
+    let lb = Layout::strided(&[2, 3], &[0, 1], 0).unwrap();
+    let ops: [(Binary, IntOp<i64>); 6] = [
+        (Binary::Add, i64::wrapping_add),
+        (Binary::Sub, i64::wrapping_sub),
+        (Binary::Mul, i64::wrapping_mul),
+        (Binary::Div, i64::wrapping_div),
+        (Binary::Maximum, |x, y| x.max(y)),
+        (Binary::Minimum, |x, y| x.min(y)),
+    ];
+    for (op, f) in ops {
+        let mut y = dev.poisoned::<i64>(6).unwrap();
+        ew::binary(op, &ab, &la, &bb, &lb, &mut y).unwrap();
+        let want: Vec<i64> = (0..6).map(|i| f(a[i], b[i % 3])).collect();
+        assert_eq!(y.to_vec().unwrap(), want, "i64 {op:?}");
+    }
+    let (au, bu) = (vec![u32::MAX, 5, 0, 100], vec![2u32, 7, 1, u32::MAX]);
+    let (aub, bub) = (dev.upload(&au).unwrap(), dev.upload(&bu).unwrap());
+    let l4 = Layout::contiguous(&[4]).unwrap();
+    let ops: [(Binary, IntOp<u32>); 4] = [
+        (Binary::Add, u32::wrapping_add),
+        (Binary::Sub, u32::wrapping_sub),
+        (Binary::Mul, u32::wrapping_mul),
+        (Binary::Div, u32::wrapping_div),
+    ];
+    for (op, f) in ops {
+        let mut y = dev.poisoned::<u32>(4).unwrap();
+        ew::binary(op, &aub, &l4, &bub, &l4, &mut y).unwrap();
+        let want: Vec<u32> = (0..4).map(|i| f(au[i], bu[i])).collect();
+        assert_eq!(y.to_vec().unwrap(), want, "u32 {op:?}");
+    }
+
+    // Row reductions of integers (exact; u32 sums wrap) and argmax with ties.
+    for &n in ODD {
+        let r = 4;
+        let x: Vec<i64> = data(r * n, n as u64 + 7, -1e12, 1e12)
+            .iter()
+            .map(|&v| v as i64)
+            .collect();
+        let xb = dev.upload(&x).unwrap();
+        for (op, f) in [
+            (
+                rows::Reduce::Sum,
+                (|a: &[i64]| a.iter().sum::<i64>()) as fn(&[i64]) -> i64,
+            ),
+            (rows::Reduce::Max, |a: &[i64]| *a.iter().max().unwrap()),
+            (rows::Reduce::Min, |a: &[i64]| *a.iter().min().unwrap()),
+        ] {
+            let mut y = dev.poisoned::<i64>(r).unwrap();
+            rows::reduce_rows(op, &xb, n, &mut y).unwrap();
+            let want: Vec<i64> = x.chunks(n).map(f).collect();
+            assert_eq!(y.to_vec().unwrap(), want, "i64 {op:?} n={n}");
+        }
+        let xu: Vec<u32> = data(r * n, n as u64 + 8, 0.0, 4e9)
+            .iter()
+            .map(|&v| v as u32)
+            .collect();
+        let xub = dev.upload(&xu).unwrap();
+        let mut y = dev.poisoned::<u32>(r).unwrap();
+        rows::reduce_rows(rows::Reduce::Sum, &xub, n, &mut y).unwrap();
+        let want: Vec<u32> = xu
+            .chunks(n)
+            .map(|a| a.iter().fold(0u32, |s, &v| s.wrapping_add(v)))
+            .collect();
+        assert_eq!(y.to_vec().unwrap(), want, "u32 wrapping sum n={n}");
+        let mut ties: Vec<i64> = x.iter().map(|&v| v % 5).collect();
+        ties[n - 1] = 9; // row 0: the maximum last
+        let tb = dev.upload(&ties).unwrap();
+        let mut idx = dev.poisoned::<i64>(r).unwrap();
+        rows::arg_rows(true, &tb, n, &mut idx).unwrap();
+        let want: Vec<i64> = ties
+            .chunks(n)
+            .map(|a| {
+                let m = *a.iter().max().unwrap();
+                a.iter().position(|&v| v == m).unwrap() as i64
+            })
+            .collect();
+        assert_eq!(idx.to_vec().unwrap(), want, "i64 argmax n={n}");
+    }
+
+    // A lookup by flat offset (width 1) from a u32 table.
+    let table: Vec<u32> = (0..100).map(|i| i * 3 + 1).collect();
+    let tb = dev.upload(&table).unwrap();
+    let offs: Vec<i64> = vec![99, 0, 5, 5, 42];
+    let ob = dev.upload(&offs).unwrap();
+    let mut y = dev.poisoned::<u32>(offs.len()).unwrap();
+    embedding::embedding_fwd(&ob, &offs, &tb, 1, &mut y).unwrap();
+    let want: Vec<u32> = offs.iter().map(|&o| table[o as usize]).collect();
+    assert_eq!(y.to_vec().unwrap(), want, "u32 lookup");
+}
+
+fn check_conv<T: Elem>(dev: &Device) {
+    use ptm_cuda::ops::conv::Conv2dGeometry;
+    let geoms = [
+        (2, 3, 7, 5, 3, 2, 2, 1),   // padding, stride 2
+        (1, 1, 17, 15, 4, 4, 4, 0), // ViT-like patches, a ragged edge
+        (2, 2, 5, 5, 5, 5, 1, 2),   // kernel as large as the input
+        (1, 2, 9, 8, 2, 2, 3, 1),   // stride larger than the kernel: gaps
+        (3, 1, 1, 1, 1, 1, 1, 0),
+    ];
+    for (i, &(n, c, h, w, kh, kw, stride, padding)) in geoms.iter().enumerate() {
+        let g = Conv2dGeometry {
+            n,
+            c,
+            h,
+            w,
+            kh,
+            kw,
+            stride,
+            padding,
+        };
+        let (oh, ow) = (g.out_h().unwrap(), g.out_w().unwrap());
+        let cols_len = n * c * kh * kw * oh * ow;
+        let x = widened(&rounded::<T>(&data(
+            n * c * h * w,
+            40 + i as u64,
+            -1.0,
+            1.0,
+        )));
+        let mut want = vec![0.0f64; cols_len];
+        ptm_cpu::conv::im2col(&x, &g, &mut want);
+        let xb = upload::<T>(dev, &x);
+        let mut cols = dev.poisoned::<T>(cols_len).unwrap();
+        conv::im2col(&xb, &g, &mut cols).unwrap();
+        assert_close(
+            &format!("im2col {} geometry {i}", T::NAME),
+            &download(&cols),
+            &want,
+            (0.0, 0.0),
+        );
+
+        let dc = widened(&rounded::<T>(&data(cols_len, 50 + i as u64, -1.0, 1.0)));
+        let mut want = vec![0.0f64; n * c * h * w];
+        ptm_cpu::conv::col2im(&dc, &g, &mut want);
+        let dcb = upload::<T>(dev, &dc);
+        let mut dx = dev.poisoned::<T>(n * c * h * w).unwrap();
+        conv::col2im(&dcb, &g, &mut dx).unwrap();
+        // Sums of at most kh·kw/stride² terms, in the accumulation type, rounded once to T.
+        assert_close(
+            &format!("col2im {} geometry {i}", T::NAME),
+            &download(&dx),
+            &want,
+            T::TOL,
+        );
+    }
+    let bad = Conv2dGeometry {
+        n: 1,
+        c: 1,
+        h: 2,
+        w: 2,
+        kh: 3,
+        kw: 3,
+        stride: 1,
+        padding: 0,
+    };
+    let xb = upload::<T>(dev, &[0.0; 4]);
+    let mut cols = dev.poisoned::<T>(1).unwrap();
+    let err = conv::im2col(&xb, &bad, &mut cols).expect_err("3×3 kernel on a 2×2 input");
+    assert!(err.to_string().contains("does not fit"), "{err}");
+}
+
+#[test]
+fn im2col_and_its_adjoint_match_ptm_cpu() {
+    let Some(dev) = device() else { return };
+    check_conv::<f64>(&dev);
+    check_conv::<f32>(&dev);
+    check_conv::<f16>(&dev);
+    check_conv::<bf16>(&dev);
+}
+
+#[test]
+fn sgd_matches_ptm_cpu() {
+    let Some(dev) = device() else { return };
+    let n = 70_001;
+    let p: Vec<f32> = data(n, 61, -1.0, 1.0).iter().map(|&v| v as f32).collect();
+    let g: Vec<f32> = data(n, 62, -1.0, 1.0).iter().map(|&v| v as f32).collect();
+    for (momentum, weight_decay) in [(0.9, 0.01), (0.0, 0.0), (0.0, 0.1)] {
+        let h = optim::Sgd {
+            lr: 0.05,
+            momentum,
+            weight_decay,
+        };
+        let (mut pc, mut bc) = (p.clone(), vec![0.0f32; n]);
+        let mut pb = dev.upload(&p).unwrap();
+        let gb = dev.upload(&g).unwrap();
+        let mut bb = if momentum != 0.0 {
+            dev.poisoned::<f32>(n).unwrap() // the first step must not read it
+        } else {
+            dev.alloc::<f32>(0).unwrap()
+        };
+        for step in 0..3 {
+            ptm_cpu::optim::sgd_step(&mut pc, &g, &mut bc, &h, step == 0);
+            optim::sgd_step(&mut pb, &gb, &mut bb, &h, step == 0).unwrap();
+        }
+        let got: Vec<f64> = pb.to_vec().unwrap().iter().map(|&v| v as f64).collect();
+        let want: Vec<f64> = pc.iter().map(|&v| v as f64).collect();
+        // The same f32 formula; contraction into fused multiply-adds may round differently.
+        assert_close(
+            &format!("sgd p after 3 steps (momentum {momentum}, wd {weight_decay})"),
+            &got,
+            &want,
+            (1e-6, 1e-7),
+        );
+    }
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! The CUDA backend (feature `cuda`): tensor storage in GPU memory and the ops that run there on
-//! ptm-cuda's kernels. An op without a CUDA path yet returns [`Error::UnsupportedOnDevice`]
-//! (move the tensor to the CPU with `to_device`); no op silently copies to the host.
+//! ptm-cuda's kernels. Every op of `ops/` has a path here; no op silently copies values to the
+//! host (index tensors are read there to be validated, and seeded random values are drawn there).
 //!
 //! Devices are opened once per process and kept (`open_gpu`). Values created from seeded random
 //! streams (`rand`, `randn`, `dropout`) are drawn on the host and uploaded, so a seed gives the
@@ -81,6 +81,21 @@ macro_rules! each_buf {
             CudaBuf::BF16($b) => $body,
             CudaBuf::U32($b) => $body,
             CudaBuf::I64($b) => $body,
+        }
+    };
+}
+
+/// Runs `$body` with `$b` bound to the buffer (any dtype), wrapping the result buffer back in the
+/// same variant.
+macro_rules! map_buf {
+    ($buf:expr, $b:ident => $body:expr) => {
+        match $buf {
+            CudaBuf::F32($b) => CudaBuf::F32($body),
+            CudaBuf::F64($b) => CudaBuf::F64($body),
+            CudaBuf::F16($b) => CudaBuf::F16($body),
+            CudaBuf::BF16($b) => CudaBuf::BF16($body),
+            CudaBuf::U32($b) => CudaBuf::U32($body),
+            CudaBuf::I64($b) => CudaBuf::I64($body),
         }
     };
 }
@@ -373,11 +388,17 @@ pub(crate) fn binary(
         (CudaBuf::BF16(x), CudaBuf::BF16(y)) => {
             CudaBuf::BF16(binary_typed(&sa.gpu, code, x, &kla, y, &klb, n).map_err(ke)?)
         }
-        (x, _) => {
-            return Err(Error::UnsupportedDType {
+        (CudaBuf::U32(x), CudaBuf::U32(y)) => {
+            CudaBuf::U32(binary_typed(&sa.gpu, code, x, &kla, y, &klb, n).map_err(ke)?)
+        }
+        (CudaBuf::I64(x), CudaBuf::I64(y)) => {
+            CudaBuf::I64(binary_typed(&sa.gpu, code, x, &kla, y, &klb, n).map_err(ke)?)
+        }
+        (x, y) => {
+            return Err(Error::DTypeMismatch {
                 op: name,
-                dtype: x.dtype(),
-                note: "needs a float dtype on cuda".into(),
+                lhs: x.dtype(),
+                rhs: y.dtype(),
             })
         }
     };
@@ -389,7 +410,7 @@ pub(crate) fn binary(
     ))
 }
 
-fn binary_typed<T: ptm_cuda::ops::FloatType>(
+fn binary_typed<T: ptm_cuda::ops::Numeric>(
     gpu: &Gpu,
     code: Binary,
     a: &Buffer<T>,
@@ -409,7 +430,7 @@ pub(crate) fn contiguous(x: &Tensor) -> Result<Tensor> {
     let l = klayout(x.layout())?;
     let n = x.elem_count();
     let ke = |e| kernel_err(&s.gpu, e);
-    let buf = float_buf!(&s.buf, "contiguous", b => {
+    let buf = map_buf!(&s.buf, b => {
         let mut y = s.gpu.alloc(n).map_err(ke)?;
         ew::copy(b, &l, &mut y).map_err(ke)?;
         y
@@ -422,7 +443,8 @@ pub(crate) fn contiguous(x: &Tensor) -> Result<Tensor> {
     ))
 }
 
-/// x converted to `dtype` (float dtypes; round to nearest even).
+/// x converted to `dtype`: between floats, round to nearest even; where an integer is involved,
+/// as the CPU path (Rust's `as` through f64). Gradients flow through float → float casts.
 pub(crate) fn to_dtype(x0: &Tensor, dtype: DType) -> Result<Tensor> {
     let x = dense(x0)?;
     let s = cuda_of(&x, "to_dtype")?;
@@ -435,36 +457,17 @@ pub(crate) fn to_dtype(x0: &Tensor, dtype: DType) -> Result<Tensor> {
                 DType::F64 => CudaBuf::F64(cast_to(&s.gpu, $src, n).map_err(ke)?),
                 DType::F16 => CudaBuf::F16(cast_to(&s.gpu, $src, n).map_err(ke)?),
                 DType::BF16 => CudaBuf::BF16(cast_to(&s.gpu, $src, n).map_err(ke)?),
-                other => {
-                    return Err(Error::UnsupportedOnDevice {
-                        op: "to_dtype",
-                        device: format!("cuda:{} (to {other:?})", s.ordinal()),
-                    })
-                }
+                DType::U32 => CudaBuf::U32(cast_to(&s.gpu, $src, n).map_err(ke)?),
+                DType::I64 => CudaBuf::I64(cast_to(&s.gpu, $src, n).map_err(ke)?),
             }
         };
     }
-    let buf = match &s.buf {
-        CudaBuf::F32(b) => to!(b),
-        CudaBuf::F64(b) => to!(b),
-        CudaBuf::F16(b) => to!(b),
-        CudaBuf::BF16(b) => to!(b),
-        other => {
-            return Err(Error::UnsupportedOnDevice {
-                op: "to_dtype",
-                device: format!("cuda:{} (from {:?})", s.ordinal(), other.dtype()),
-            })
-        }
-    };
-    Ok(wrap(
-        &s.gpu,
-        buf,
-        x.shape().clone(),
-        Some(Op::Cast(x0.clone())),
-    ))
+    let buf = each_buf!(&s.buf, b => to!(b));
+    let op = (dtype.is_float() && x0.dtype().is_float()).then(|| Op::Cast(x0.clone()));
+    Ok(wrap(&s.gpu, buf, x.shape().clone(), op))
 }
 
-fn cast_to<S: ptm_cuda::ops::FloatType, D: ptm_cuda::ops::FloatType>(
+fn cast_to<S: ptm_cuda::ops::Numeric, D: ptm_cuda::ops::Numeric>(
     gpu: &Gpu,
     x: &Buffer<S>,
     n: usize,
@@ -610,7 +613,8 @@ pub(crate) fn matmul(
     ))
 }
 
-/// Sum / max / min over `dims` (sorted, unique), keeping them as size 1.
+/// Sum / max / min over `dims` (sorted, unique), keeping them as size 1 (integers exact, sums
+/// wrapping).
 pub(crate) fn reduce(
     x: &Tensor,
     op: ReduceOp,
@@ -633,7 +637,7 @@ pub(crate) fn reduce(
         ReduceOp::Min => rows::Reduce::Min,
     };
     let ke = |e| kernel_err(&s.gpu, e);
-    let buf = float_buf!(&s.buf, name, b => {
+    let buf = map_buf!(&s.buf, b => {
         let mut y = s.gpu.alloc(rows).map_err(ke)?;
         rows::reduce_rows(code, b, row, &mut y).map_err(ke)?;
         y
@@ -648,6 +652,24 @@ pub(crate) fn reduce(
         out_dims.into(),
         Some(Op::Reduce(x.clone(), op, dims.to_vec())),
     ))
+}
+
+/// Index of the largest entry along `d` (the first on ties, a NaN counting as the largest), as
+/// i64 with `d` removed.
+pub(crate) fn argmax(x: &Tensor, d: usize) -> Result<Tensor> {
+    let name = "argmax";
+    let mut perm: Vec<usize> = (0..x.rank()).filter(|&i| i != d).collect();
+    perm.push(d);
+    let rows_t = dense(&x.detach().permute(&perm)?)?;
+    let s = cuda_of(&rows_t, name)?;
+    let n = x.dims()[d];
+    let rows = x.elem_count() / n;
+    let ke = |e| kernel_err(&s.gpu, e);
+    let mut out = s.gpu.alloc::<i64>(rows).map_err(ke)?;
+    each_buf!(&s.buf, b => rows::arg_rows(true, b, n, &mut out).map_err(ke)?);
+    let mut dims = x.dims().to_vec();
+    dims.remove(d);
+    Ok(wrap(&s.gpu, CudaBuf::I64(out), dims.into(), None))
 }
 
 /// Softmax (or log-softmax) over the last dim of a contiguous tensor.
@@ -1351,7 +1373,7 @@ pub(crate) fn index_select(x0: &Tensor, d: usize, idx: &[i64], ids: &Tensor) -> 
     let width = moved.elem_count().checked_div(size).unwrap_or(0);
     let ke = |e| kernel_err(&s.gpu, e);
     let ids_dev = s.gpu.upload(idx).map_err(ke)?;
-    let buf = float_buf!(&s.buf, name, b => {
+    let buf = map_buf!(&s.buf, b => {
         let mut y = s.gpu.alloc(idx.len() * width).map_err(ke)?;
         embedding::embedding_fwd(&ids_dev, idx, b, width, &mut y).map_err(ke)?;
         y
@@ -1388,6 +1410,116 @@ pub(crate) fn index_add(x: &Tensor, dim: usize, idx: &[i64], src: &Tensor) -> Re
     moved_dims[0] = size;
     let scattered = wrap(&s.gpu, buf, moved_dims.into(), None).transpose(0, dim)?;
     x.detach().add(&scattered)
+}
+
+/// `out[i] = x[offsets[i]]` over x's elements in row-major order (the offsets validated by the
+/// caller), shaped `shape`: a lookup of width 1.
+pub(crate) fn gather(x0: &Tensor, offsets: &[i64], shape: Shape, op: Op) -> Result<Tensor> {
+    use ptm_cuda::ops::embedding;
+    let x = dense(&x0.detach())?;
+    let s = cuda_of(&x, "gather")?;
+    let ke = |e| kernel_err(&s.gpu, e);
+    let ids = s.gpu.upload(offsets).map_err(ke)?;
+    let buf = map_buf!(&s.buf, b => {
+        let mut y = s.gpu.alloc(offsets.len()).map_err(ke)?;
+        embedding::embedding_fwd(&ids, offsets, b, 1, &mut y).map_err(ke)?;
+        y
+    });
+    Ok(wrap(&s.gpu, buf, shape, Some(op)))
+}
+
+/// `x` with `src[i]` added at x's row-major element `offsets[i]` (the backward of [`gather`];
+/// float tensors, accumulated in f32, f64 for f64).
+pub(crate) fn scatter_add(x: &Tensor, offsets: &[i64], src: &Tensor) -> Result<Tensor> {
+    use ptm_cuda::ops::embedding;
+    let name = "scatter_add";
+    let src = dense(&src.detach())?;
+    let s = cuda_of(&src, name)?;
+    let n = x.elem_count();
+    let ke = |e| kernel_err(&s.gpu, e);
+    let ids = s.gpu.upload(offsets).map_err(ke)?;
+    macro_rules! run {
+        ($t:ty, $acc:ty) => {{
+            let b: &Buffer<$t> = s.typed(name)?;
+            let mut acc = s.gpu.zeros::<$acc>(n).map_err(ke)?;
+            embedding::embedding_bwd(&ids, offsets, b, 1, &mut acc).map_err(ke)?;
+            let mut out = s.gpu.alloc::<$t>(n).map_err(ke)?;
+            ew::cast(&acc, &mut out).map_err(ke)?;
+            out
+        }};
+    }
+    let buf = with_float!(s, name, T => run!(T, <T as ptm_cuda::ops::FloatType>::Acc));
+    let added = wrap(&s.gpu, buf, x.shape().clone(), None);
+    x.detach().add(&added)
+}
+
+/// im2col of a `[n, c, h, w]` float tensor into `[n, c·kh·kw, oh·ow]` (geometry checked by the
+/// caller).
+pub(crate) fn unfold(
+    x0: &Tensor,
+    g: &ptm_cpu::conv::Conv2dGeometry,
+    shape: Shape,
+) -> Result<Tensor> {
+    use ptm_cuda::ops::conv;
+    let x = dense(&x0.detach())?;
+    let s = cuda_of(&x, "unfold")?;
+    let ke = |e| kernel_err(&s.gpu, e);
+    let len = shape.elem_count();
+    let buf = float_buf!(&s.buf, "unfold", b => {
+        let mut y = s.gpu.alloc(len).map_err(ke)?;
+        conv::im2col(b, g, &mut y).map_err(ke)?;
+        y
+    });
+    Ok(wrap(&s.gpu, buf, shape, Some(Op::Unfold(x0.clone(), *g))))
+}
+
+/// The adjoint of [`unfold`]: patch gradients `[n, c·kh·kw, oh·ow]` folded back to `[n, c, h, w]`.
+pub(crate) fn unfold_backward(g0: &Tensor, geom: &ptm_cpu::conv::Conv2dGeometry) -> Result<Tensor> {
+    use ptm_cuda::ops::conv;
+    let g = dense(&g0.detach())?;
+    let s = cuda_of(&g, "unfold_backward")?;
+    let ke = |e| kernel_err(&s.gpu, e);
+    let len = geom.n * geom.c * geom.h * geom.w;
+    let buf = float_buf!(&s.buf, "unfold_backward", b => {
+        let mut dx = s.gpu.alloc(len).map_err(ke)?;
+        conv::col2im(b, geom, &mut dx).map_err(ke)?;
+        dx
+    });
+    let shape: Shape = vec![geom.n, geom.c, geom.h, geom.w].into();
+    Ok(wrap(&s.gpu, buf, shape, None))
+}
+
+/// The fused SGD kernel on copies of the parameter and momentum buffer (shapes, dtypes and devices
+/// checked by the caller); `buf` is None without momentum.
+pub(crate) fn sgd_update(
+    p: &Tensor,
+    g: &Tensor,
+    buf: Option<&Tensor>,
+    h: &ptm_cpu::optim::Sgd,
+    first: bool,
+) -> Result<(Tensor, Option<Tensor>)> {
+    let name = "sgd_update";
+    let (p, g) = (dense(p)?, dense(g)?);
+    let s = cuda_of(&p, name)?;
+    let ke = |e| kernel_err(&s.gpu, e);
+    let n = p.elem_count();
+    let fresh = |t: &Tensor| -> Result<Buffer<f32>> {
+        let t = dense(t)?;
+        let src: &Buffer<f32> = cuda_of(&t, name)?.typed(name)?;
+        let mut b = s.gpu.alloc::<f32>(n).map_err(ke)?;
+        b.copy_from_device(src).map_err(ke)?;
+        Ok(b)
+    };
+    let mut p2 = fresh(&p)?;
+    let mut b2 = match buf {
+        Some(b) => fresh(b)?,
+        None => s.gpu.alloc::<f32>(0).map_err(ke)?,
+    };
+    let gb: &Buffer<f32> = cuda_of(&g, name)?.typed(name)?;
+    ptm_cuda::ops::optim::sgd_step(&mut p2, gb, &mut b2, h, first).map_err(ke)?;
+    let shape = p.shape().clone();
+    let b2 = buf.map(|_| wrap(&s.gpu, CudaBuf::F32(b2), shape.clone(), None));
+    Ok((wrap(&s.gpu, CudaBuf::F32(p2), shape, None), b2))
 }
 
 /// The fused AdamW kernel on copies of the parameter and moments (shapes, dtypes and devices

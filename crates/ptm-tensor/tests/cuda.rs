@@ -462,17 +462,255 @@ fn the_fused_adamw_update_matches_the_cpu_and_leaves_its_inputs() {
 }
 
 #[test]
-fn ops_without_a_cuda_path_say_so() {
+fn the_fused_sgd_update_matches_the_cpu_and_leaves_its_inputs() {
+    if !gpu() {
+        return;
+    }
+    let (p0, g) = (
+        randn(&[17, 129], 60, DType::F32),
+        randn(&[17, 129], 61, DType::F32),
+    );
+    for (momentum, weight_decay) in [(0.9, 0.01), (0.0, 0.05)] {
+        let h = ptm_cpu::optim::Sgd {
+            lr: 0.1,
+            momentum,
+            weight_decay,
+        };
+        let run = |dev: &Device| {
+            let (mut p, g) = (p0.to_device(dev).unwrap(), g.to_device(dev).unwrap());
+            let mut buf =
+                (momentum != 0.0).then(|| Tensor::zeros(p.dims(), DType::F32, dev).unwrap());
+            for step in 0..3 {
+                let before = p.to_f64_vec().unwrap();
+                let (p2, b2) = p.sgd_update(&g, buf.as_ref(), &h, step == 0).unwrap();
+                assert_eq!(
+                    p.to_f64_vec().unwrap(),
+                    before,
+                    "the input parameter changed"
+                );
+                (p, buf) = (p2, b2);
+            }
+            (p, buf)
+        };
+        let (pc, bc) = run(&Device::Cpu);
+        let (pg, bg) = run(&GPU);
+        close("sgd p", &pg, &pc, 1e-6);
+        if let (Some(bg), Some(bc)) = (bg, bc) {
+            close("sgd momentum buffer", &bg, &bc, 1e-6);
+        }
+    }
+}
+
+#[test]
+fn integer_casts_reductions_and_argmax_match_the_cpu() {
+    if !gpu() {
+        return;
+    }
+    // Casts that involve integers: truncation, saturation, NaN to 0, as on the CPU.
+    let special = Tensor::from_vec(
+        vec![
+            f32::NAN,
+            f32::INFINITY,
+            -f32::INFINITY,
+            -1.5,
+            2.7,
+            3e9,
+            5e9,
+            -7.9,
+            0.0,
+        ],
+        [3, 3],
+        &Device::Cpu,
+    )
+    .unwrap();
+    let big = randn(&[5, 7], 70, DType::F64).affine(1e6, 0.0).unwrap();
+    for x in [special.to_dtype(DType::F64).unwrap(), big.clone()] {
+        for (from, to) in [
+            (DType::F32, DType::U32),
+            (DType::F32, DType::I64),
+            (DType::F64, DType::I64),
+            (DType::BF16, DType::I64),
+            (DType::F16, DType::U32),
+        ] {
+            let src = x.to_dtype(from).unwrap();
+            let want = src.t().unwrap().to_dtype(to).unwrap();
+            let got = src
+                .to_device(&GPU)
+                .unwrap()
+                .t()
+                .unwrap()
+                .to_dtype(to)
+                .unwrap();
+            assert_eq!(got.dtype(), to);
+            assert_eq!(
+                got.to_f64_vec().unwrap(),
+                want.to_f64_vec().unwrap(),
+                "{from:?}→{to:?}"
+            );
+        }
+    }
+    let ints = big.to_dtype(DType::I64).unwrap();
+    let ig = ints.to_device(&GPU).unwrap();
+    for to in [DType::F32, DType::F16, DType::U32, DType::F64] {
+        assert_eq!(
+            ig.to_dtype(to).unwrap().to_f64_vec().unwrap(),
+            ints.to_dtype(to).unwrap().to_f64_vec().unwrap(),
+            "i64→{to:?}"
+        );
+    }
+    // Integer views, reductions (exact) and argmax.
+    assert_eq!(
+        ig.t().unwrap().contiguous().unwrap().to_f64_vec().unwrap(),
+        ints.t()
+            .unwrap()
+            .contiguous()
+            .unwrap()
+            .to_f64_vec()
+            .unwrap(),
+        "i64 transposed copy"
+    );
+    for d in [0usize, 1] {
+        for (what, g, c) in [
+            ("sum", ig.sum(d).unwrap(), ints.sum(d).unwrap()),
+            ("max", ig.max(d).unwrap(), ints.max(d).unwrap()),
+            ("min", ig.min(d).unwrap(), ints.min(d).unwrap()),
+            ("argmax", ig.argmax(d).unwrap(), ints.argmax(d).unwrap()),
+        ] {
+            assert_eq!(g.device(), GPU, "{what}");
+            assert_eq!(
+                g.to_f64_vec().unwrap(),
+                c.to_f64_vec().unwrap(),
+                "i64 {what} over {d}"
+            );
+        }
+    }
+    // Integer arithmetic, broadcast, on the device.
+    let row = Tensor::from_vec(vec![3i64, -1, 7, 2, -5, 11, 1], [1, 7], &Device::Cpu).unwrap();
+    let rg = row.to_device(&GPU).unwrap();
+    for (what, g, c) in [
+        ("add", ig.add(&rg).unwrap(), ints.add(&row).unwrap()),
+        ("sub", ig.sub(&rg).unwrap(), ints.sub(&row).unwrap()),
+        ("mul", ig.mul(&rg).unwrap(), ints.mul(&row).unwrap()),
+        ("div", ig.div(&rg).unwrap(), ints.div(&row).unwrap()),
+        (
+            "maximum",
+            ig.maximum(&rg).unwrap(),
+            ints.maximum(&row).unwrap(),
+        ),
+    ] {
+        assert_eq!(g.device(), GPU, "{what}");
+        assert_eq!(
+            g.to_f64_vec().unwrap(),
+            c.to_f64_vec().unwrap(),
+            "i64 {what}"
+        );
+    }
+    let zero = Tensor::from_vec(vec![0i64], [1], &Device::Cpu).unwrap();
+    let e = ig.div(&zero.to_device(&GPU).unwrap()).unwrap_err();
+    assert!(e.to_string().contains("division by zero"), "{e}");
+
+    // Float argmax with ties and NaN (a NaN is the largest, as in PyTorch).
+    let mut v: Vec<f32> = (0..30).map(|i| ((i * 7) % 5) as f32).collect();
+    v[4] = f32::NAN;
+    v[17] = f32::NAN;
+    let x = Tensor::from_vec(v, [5, 6], &Device::Cpu).unwrap();
+    let xg = x.to_device(&GPU).unwrap();
+    for d in [0usize, 1] {
+        let (g, c) = (xg.argmax(d).unwrap(), x.argmax(d).unwrap());
+        assert_eq!(g.dtype(), DType::I64);
+        assert_eq!(
+            g.to_f64_vec().unwrap(),
+            c.to_f64_vec().unwrap(),
+            "f32 argmax over {d}"
+        );
+    }
+}
+
+#[test]
+fn gather_conv_and_their_gradients_match_the_cpu() {
+    if !gpu() {
+        return;
+    }
+    let x = randn(&[4, 6], 80, DType::F64);
+    let w = randn(&[4, 3], 81, DType::F64);
+    let idx = Tensor::from_vec(
+        vec![5i64, 0, 5, 1, 1, 1, 2, 3, 4, 0, 0, 5],
+        [4, 3],
+        &Device::Cpu,
+    )
+    .unwrap();
+    let idx0 = Tensor::from_vec(
+        vec![3u32, 0, 1, 2, 3, 3, 0, 0, 1, 1, 2, 2],
+        [2, 6],
+        &Device::Cpu,
+    )
+    .unwrap();
+    let img = randn(&[2, 3, 9, 7], 82, DType::F64);
+    let kern = randn(&[5, 3, 3, 2], 83, DType::F64);
+    let bias = randn(&[5], 84, DType::F64);
+    let run = |dev: &Device| {
+        let to = |t: &Tensor| t.to_device(dev).unwrap();
+        let (x, img, kern, bias) = (
+            to(&x).as_var(),
+            to(&img).as_var(),
+            to(&kern).as_var(),
+            to(&bias).as_var(),
+        );
+        let g1 = x.gather(1, &to(&idx)).unwrap();
+        let g0 = x.gather(0, &to(&idx0)).unwrap();
+        let y = img.conv2d(&kern, Some(&bias), 2, 1).unwrap();
+        let loss = g1
+            .mul(&to(&w))
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .add(&g0.tanh().unwrap().sum_all().unwrap())
+            .unwrap()
+            .add(&y.mul(&y).unwrap().sum_all().unwrap())
+            .unwrap();
+        let grads = loss.backward().unwrap();
+        let grad = |t: &Tensor| grads.get(t).unwrap().clone();
+        (
+            vec![g1, g0, y, loss],
+            vec![grad(&x), grad(&img), grad(&kern), grad(&bias)],
+        )
+    };
+    let (vc, gc) = run(&Device::Cpu);
+    let (vg, gg) = run(&GPU);
+    for (i, (g, c)) in vg.iter().zip(&vc).enumerate() {
+        close(&format!("value {i}"), g, c, 1e-12);
+    }
+    for (name, (g, c)) in ["d x", "d img", "d kernel", "d bias"]
+        .iter()
+        .zip(gg.iter().zip(&gc))
+    {
+        close(name, g, c, 1e-12);
+    }
+    // Integer tables gather and select too.
+    let table = Tensor::from_vec(
+        (0..24i64).map(|i| i * i - 50).collect(),
+        [4, 6],
+        &Device::Cpu,
+    )
+    .unwrap();
+    let tg = table.to_device(&GPU).unwrap();
+    let ids = Tensor::from_vec(vec![3u32, 3, 0], [3], &Device::Cpu).unwrap();
+    assert_eq!(
+        tg.gather(1, &idx).unwrap().to_f64_vec().unwrap(),
+        table.gather(1, &idx).unwrap().to_f64_vec().unwrap()
+    );
+    assert_eq!(
+        tg.index_select(0, &ids).unwrap().to_f64_vec().unwrap(),
+        table.index_select(0, &ids).unwrap().to_f64_vec().unwrap()
+    );
+}
+
+#[test]
+fn mixing_devices_is_an_error() {
     if !gpu() {
         return;
     }
     let x = randn(&[2, 3], 13, DType::F32).to_device(&GPU).unwrap();
-    let idx = Tensor::from_vec(vec![0u32, 2, 1, 0, 0, 0], [2, 3], &Device::Cpu).unwrap();
-    let e = x.gather(1, &idx).unwrap_err();
-    assert!(
-        matches!(e, Error::UnsupportedOnDevice { op: "gather", .. }),
-        "{e}"
-    );
     let cpu = randn(&[2, 3], 14, DType::F32);
     let e = x.add(&cpu).unwrap_err();
     assert!(e.to_string().contains("device mismatch"), "{e}");

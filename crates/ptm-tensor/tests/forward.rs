@@ -296,6 +296,45 @@ fn indexing_ops_match_their_definitions() {
 }
 
 #[test]
+fn argmax_takes_the_first_maximum_and_nan_as_the_largest() {
+    // Expected values from PyTorch 2.15: torch.tensor([1, nan, 3, nan]).argmax() is 1, and
+    // torch.tensor([[2, 5, 5], [nan, 1, 9]]).argmax(1) is [1, 0].
+    let x = Tensor::from_vec(vec![1.0f32, f32::NAN, 3.0, f32::NAN], [4], &Device::Cpu).unwrap();
+    assert_eq!(x.argmax(0).unwrap().to_vec::<i64>().unwrap(), vec![1]);
+    let y = Tensor::from_vec(
+        vec![2.0f64, 5.0, 5.0, f64::NAN, 1.0, 9.0],
+        [2, 3],
+        &Device::Cpu,
+    )
+    .unwrap();
+    assert_eq!(y.argmax(1).unwrap().to_vec::<i64>().unwrap(), vec![1, 0]);
+}
+
+#[test]
+fn integer_arithmetic_wraps_and_divides_toward_zero() {
+    // Expected values are Rust's own wrapping_* integer operations.
+    let a = [i64::MAX, i64::MIN, -7, 7];
+    let b = [1i64, -1, 2, -2];
+    let (ta, tb) = (
+        Tensor::from_vec(a.to_vec(), [4], &Device::Cpu).unwrap(),
+        Tensor::from_vec(b.to_vec(), [4], &Device::Cpu).unwrap(),
+    );
+    let want = |f: fn(i64, i64) -> i64| (0..4).map(|i| f(a[i], b[i])).collect::<Vec<_>>();
+    assert_eq!(
+        ta.add(&tb).unwrap().to_vec::<i64>().unwrap(),
+        want(i64::wrapping_add)
+    );
+    assert_eq!(
+        ta.mul(&tb).unwrap().to_vec::<i64>().unwrap(),
+        want(i64::wrapping_mul)
+    );
+    assert_eq!(
+        ta.div(&tb).unwrap().to_vec::<i64>().unwrap(),
+        want(i64::wrapping_div)
+    );
+}
+
+#[test]
 fn casts_round_trip_and_round_to_nearest() {
     let x = Tensor::from_vec(vec![1.0f32, -2.5, 3.75, 65504.0], [4], &Device::Cpu).unwrap();
     for dt in [DType::F16, DType::BF16, DType::F64] {

@@ -1,7 +1,7 @@
 //! Elementwise launchers (`kernels/elementwise.cu`): unary ops and their backward, broadcasting
 //! binary ops, strided copies, casts, fill and select.
 
-use super::{expect_len, launched, FloatType};
+use super::{expect_len, launched, FloatType, Numeric};
 use crate::device::Buffer;
 use crate::error::{Error, Result};
 use crate::memory::{DType, Layout};
@@ -134,8 +134,9 @@ fn same_shape(name: &str, a: &Layout, b: &Layout) -> Result<()> {
 }
 
 /// `y[i] = op(a[la(i)], b[lb(i)])`: both views already broadcast to the output's shape (stride 0
-/// on broadcast dimensions); `y` contiguous.
-pub fn binary<T: FloatType>(
+/// on broadcast dimensions); `y` contiguous. Integers wrap and divide toward zero (`i64::MIN / -1`
+/// wraps); a zero integer divisor is the caller's to refuse (the result is then unspecified).
+pub fn binary<T: Numeric>(
     op: Binary,
     a: &Buffer<T>,
     la: &Layout,
@@ -168,7 +169,7 @@ pub fn binary<T: FloatType>(
 }
 
 /// `y = x[lx]` gathered into contiguous order.
-pub fn copy<T: FloatType>(x: &Buffer<T>, lx: &Layout, y: &mut Buffer<T>) -> Result<()> {
+pub fn copy<T: Numeric>(x: &Buffer<T>, lx: &Layout, y: &mut Buffer<T>) -> Result<()> {
     let name = format!("copy_{}", T::NAME);
     lx.check_within(x.len(), &name)?;
     expect_len(&name, "y", y.len(), lx.numel())?;
@@ -184,8 +185,10 @@ pub fn copy<T: FloatType>(x: &Buffer<T>, lx: &Layout, y: &mut Buffer<T>) -> Resu
     launched(unsafe { l.launch(dev.grid_1d(y.len(), 256)) }, &name)
 }
 
-/// `y = x` converted element by element (round to nearest even).
-pub fn cast<S: FloatType, D: FloatType>(x: &Buffer<S>, y: &mut Buffer<D>) -> Result<()> {
+/// `y = x` converted element by element: between floats, rounding to nearest even; where an
+/// integer is involved, through f64 as Rust's `as` (float to integer truncates toward zero and
+/// saturates, NaN becomes 0).
+pub fn cast<S: Numeric, D: Numeric>(x: &Buffer<S>, y: &mut Buffer<D>) -> Result<()> {
     let name = format!("cast_{}_{}", S::NAME, D::NAME);
     expect_len(&name, "y", y.len(), x.len())?;
     if y.is_empty() {

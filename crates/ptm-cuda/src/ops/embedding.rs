@@ -1,6 +1,6 @@
 //! Embedding lookup and its backward (`kernels/embedding.cu`).
 
-use super::{expect_len, launched, FloatType};
+use super::{expect_len, launched, FloatType, Numeric};
 use crate::device::Buffer;
 use crate::error::{Error, Result};
 use cudarc::driver::PushKernelArg;
@@ -15,8 +15,8 @@ fn check_ids(name: &str, ids: &[i64], vocab: usize) -> Result<()> {
 }
 
 /// `y[r, :] = table[ids[r], :]` for a table of rows of `d`. `ids_host` is the host copy of `ids`,
-/// checked against the table here.
-pub fn embedding_fwd<T: FloatType>(
+/// checked against the table here. With `d = 1` it gathers single elements by flat offset.
+pub fn embedding_fwd<T: Numeric>(
     ids: &Buffer<i64>,
     ids_host: &[i64],
     table: &Buffer<T>,

@@ -3,6 +3,7 @@
 //! kernel on the device's stream.
 
 pub mod attention;
+pub mod conv;
 pub mod elementwise;
 pub mod embedding;
 pub mod matmul;
@@ -13,8 +14,18 @@ use crate::error::{driver, Error, Result};
 use crate::memory::DType;
 use cudarc::driver::{CudaEvent, DriverError};
 
+/// The element types with copy, cast, reduction and lookup kernels: the floats and ptm-tensor's
+/// integer types (u32, i64). (u8 is only a condition operand of `where_cond`.)
+pub trait Numeric: DType {}
+impl Numeric for f32 {}
+impl Numeric for f64 {}
+impl Numeric for half::f16 {}
+impl Numeric for half::bf16 {}
+impl Numeric for u32 {}
+impl Numeric for i64 {}
+
 /// The floating-point element types kernels are instantiated for.
-pub trait FloatType: DType {
+pub trait FloatType: Numeric {
     /// The accumulation type's kernel-visible twin: f64 for f64, f32 for the rest.
     type Acc: FloatType;
 }

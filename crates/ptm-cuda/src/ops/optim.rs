@@ -1,11 +1,11 @@
-//! The fused AdamW step (`kernels/adamw.cu`).
+//! The fused optimizer steps: AdamW (`kernels/adamw.cu`) and SGD (`kernels/sgd.cu`).
 
 use super::{expect_len, launched, FloatType};
 use crate::device::Buffer;
 use crate::error::Result;
 use cudarc::driver::PushKernelArg;
 
-pub use ptm_cpu::optim::AdamW;
+pub use ptm_cpu::optim::{AdamW, Sgd};
 
 /// One AdamW step at `step` (1-based) on parameters `p` with gradients `g` and f32 moments `m`,
 /// `v`. The scalar factors are [`AdamW::factors`], as ptm-cpu's `adamw_step` uses them.
@@ -47,5 +47,35 @@ pub fn adamw_step<T: FloatType>(
         .arg(&eps);
     // SAFETY: arguments match `adamw_T(i64, T*, const T*, float*, float*, float ×7)`; all four
     // buffers hold n elements.
+    launched(unsafe { l.launch(dev.grid_1d(p.len(), 256)) }, &name)
+}
+
+/// One SGD step on parameters `p` with gradients `g` and the f32 momentum buffer `buf` (`first`:
+/// the buffer is still empty, so it is set to the first gradient, as PyTorch does). With momentum
+/// 0 the buffer is not read and may be empty.
+pub fn sgd_step<T: FloatType>(
+    p: &mut Buffer<T>,
+    g: &Buffer<T>,
+    buf: &mut Buffer<f32>,
+    h: &Sgd,
+    first: bool,
+) -> Result<()> {
+    let name = format!("sgd_{}", T::NAME);
+    expect_len(&name, "g", g.len(), p.len())?;
+    if h.momentum != 0.0 {
+        expect_len(&name, "momentum buffer", buf.len(), p.len())?;
+    }
+    if p.is_empty() {
+        return Ok(());
+    }
+    let (lr, momentum, wd) = (h.lr as f32, h.momentum as f32, h.weight_decay as f32);
+    let dev = p.device().clone();
+    let f = dev.function("sgd.cu", &name)?;
+    let (n, pp, gp, bp, fi) = (p.len() as i64, p.ptr(), g.ptr(), buf.ptr(), first as i32);
+    let mut l = dev.launcher(&f);
+    l.arg(&n).arg(&pp).arg(&gp).arg(&bp);
+    l.arg(&lr).arg(&momentum).arg(&wd).arg(&fi);
+    // SAFETY: arguments match `sgd_T(i64, T*, const T*, float*, float, float, float, int)`; p and g
+    // hold n elements, and buf too whenever momentum is nonzero (the only case the kernel reads it).
     launched(unsafe { l.launch(dev.grid_1d(p.len(), 256)) }, &name)
 }

@@ -2,7 +2,7 @@
 //! layer norm (`kernels/layer_norm.cu`), fused cross-entropy (`kernels/cross_entropy.cu`) and
 //! reductions over the last dimension (`kernels/reduce.cu`).
 
-use super::{expect_len, launched, FloatType};
+use super::{expect_len, launched, FloatType, Numeric};
 use crate::device::Buffer;
 use crate::error::{Error, Result};
 use cudarc::driver::PushKernelArg;
@@ -346,8 +346,9 @@ pub enum Reduce {
     Min,
 }
 
-/// `y[r] = op over x[r, 0..n)`; an empty row gives 0, -inf or +inf.
-pub fn reduce_rows<T: FloatType>(
+/// `y[r] = op over x[r, 0..n)`; an empty row gives 0, or the type's lowest or highest value.
+/// Integer sums wrap.
+pub fn reduce_rows<T: Numeric>(
     op: Reduce,
     x: &Buffer<T>,
     n: usize,
@@ -369,7 +370,7 @@ pub fn reduce_rows<T: FloatType>(
 }
 
 /// Index of each row's maximum (or minimum), the first on ties; NaN counts as the maximum.
-pub fn arg_rows<T: FloatType>(
+pub fn arg_rows<T: Numeric>(
     want_max: bool,
     x: &Buffer<T>,
     n: usize,

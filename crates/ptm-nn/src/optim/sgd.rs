@@ -22,6 +22,9 @@ struct Slot {
     param: Param,
     steps: u64,
     buf: Vec<f32>,
+    /// The momentum buffer on the parameter's device when it is not the CPU (then `buf` is stale
+    /// until `state` copies it back).
+    on_device: Option<Tensor>,
 }
 
 /// SGD over a list of named parameters.
@@ -55,6 +58,7 @@ impl Sgd {
                     param,
                     steps: 0,
                     buf: vec![0.0; n],
+                    on_device: None,
                 }
             })
             .collect();
@@ -70,6 +74,27 @@ impl Optimizer for Sgd {
             weight_decay: self.cfg.weight_decay,
         };
         for s in &mut self.slots {
+            let t = s.param.tensor();
+            if t.device().is_cuda() {
+                // On a GPU: one fused kernel, the momentum buffer kept on the device.
+                let Some(g) = grads.get(&t) else {
+                    continue;
+                };
+                let buf = match (s.on_device.take(), self.cfg.momentum != 0.0) {
+                    (Some(b), _) => Some(b),
+                    (None, true) => Some(Tensor::from_vec(
+                        vec_of_len(&s.buf, t.elem_count()),
+                        t.dims(),
+                        &t.device(),
+                    )?),
+                    (None, false) => None,
+                };
+                let (p, buf) = t.sgd_update(g, buf.as_ref(), &h, s.steps == 0)?;
+                s.steps += 1;
+                s.param.set(p)?;
+                s.on_device = buf;
+                continue;
+            }
             let Some((mut p, g)) = read_param(&s.name, &s.param, grads)? else {
                 continue;
             };
@@ -100,7 +125,10 @@ impl Optimizer for Sgd {
             );
             if self.cfg.momentum != 0.0 {
                 let dims = s.param.tensor().dims().to_vec();
-                let buf = Tensor::from_vec(s.buf.clone(), dims.as_slice(), &Device::Cpu)?;
+                let buf = match &s.on_device {
+                    Some(b) => b.to_device(&Device::Cpu)?,
+                    None => Tensor::from_vec(s.buf.clone(), dims.as_slice(), &Device::Cpu)?,
+                };
                 out.insert(format!("{}.momentum_buffer", s.name), buf);
             }
         }
@@ -114,7 +142,17 @@ impl Optimizer for Sgd {
                 let n = s.param.tensor().elem_count();
                 s.buf = state_vec(state, &format!("{}.momentum_buffer", s.name), n)?;
             }
+            s.on_device = None;
         }
         Ok(())
+    }
+}
+
+/// `v`, or zeros when its length is not `n` (a buffer that was never filled).
+fn vec_of_len(v: &[f32], n: usize) -> Vec<f32> {
+    if v.len() == n {
+        v.to_vec()
+    } else {
+        vec![0.0; n]
     }
 }

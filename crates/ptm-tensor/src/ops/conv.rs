@@ -32,6 +32,10 @@ impl Tensor {
         };
         let dtype = self.dtype();
         let rows = c * g.kh * g.kw;
+        #[cfg(feature = "cuda")]
+        if self.device().is_cuda() {
+            return crate::cuda::unfold(self, &g, vec![n, rows, oh * ow].into());
+        }
         let storage = float_dispatch!(dtype, "unfold", T => {
             let x = T::read(self.cpu("unfold")?, self.layout());
             let mut cols = vec![T::ZERO; n * rows * oh * ow];
@@ -99,6 +103,10 @@ impl Tensor {
 
 /// Gradient of [`Tensor::unfold`]: folds the patch gradients back (col2im).
 pub(crate) fn unfold_backward(g: &Tensor, geom: &Conv2dGeometry, dtype: DType) -> Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    if g.device().is_cuda() {
+        return crate::cuda::unfold_backward(g, geom);
+    }
     let storage = float_dispatch!(dtype, "unfold", T => {
         let cols = T::read(g.cpu("unfold_backward")?, g.layout());
         let mut dx = vec![T::ZERO; geom.n * geom.c * geom.h * geom.w];

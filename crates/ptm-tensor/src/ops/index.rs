@@ -277,6 +277,12 @@ impl Tensor {
             &format!("index along dim {d} of {}", self.shape()),
         )?;
         let offsets = gather_offsets(index.dims(), &ids, self.dims(), d);
+        #[cfg(feature = "cuda")]
+        if self.device().is_cuda() {
+            let offsets: Vec<i64> = offsets.iter().map(|&o| o as i64).collect();
+            let op = Op::Gather(self.clone(), index.clone(), d);
+            return crate::cuda::gather(self, &offsets, index.shape().clone(), op);
+        }
         let src = self.storage_view("gather")?;
         let storage = dispatch_dtype!(self.dtype(), T => {
             let s = T::slice(&src).unwrap_or(&[]);
@@ -313,6 +319,11 @@ impl Tensor {
     pub(crate) fn scatter_add(&self, dim: usize, index: &Tensor, src: &Tensor) -> Result<Tensor> {
         let ids = read_indices(index, self.dims()[dim], "scatter_add", "index")?;
         let offsets = gather_offsets(index.dims(), &ids, self.dims(), dim);
+        #[cfg(feature = "cuda")]
+        if self.device().is_cuda() {
+            let offsets: Vec<i64> = offsets.iter().map(|&o| o as i64).collect();
+            return crate::cuda::scatter_add(self, &offsets, src);
+        }
         let src = src.storage_view("scatter_add")?;
         let mut out = self.contiguous_storage("scatter_add")?;
         add_at(&mut out, &src, |flat| offsets[flat]);

@@ -77,6 +77,18 @@ fn reduce_rows<T: Element>(v: &[T], row: usize, op: ReduceOp) -> Vec<T> {
         .collect()
 }
 
+/// Index of the first maximum of a non-empty row; the first NaN wins over every number.
+fn first_max(r: &[f64]) -> usize {
+    let mut best = 0;
+    for (i, &x) in r.iter().enumerate().skip(1) {
+        let b = r[best];
+        if !b.is_nan() && (x.is_nan() || x > b) {
+            best = i;
+        }
+    }
+    best
+}
+
 impl Tensor {
     /// Reduces `dims`, keeping them as size 1.
     fn reduce(&self, op: ReduceOp, dims: &[usize], name: &'static str) -> Result<Tensor> {
@@ -209,7 +221,8 @@ impl Tensor {
         self.var_keepdim(dims.clone(), correction)?.drop_dims(&dims)
     }
 
-    /// Index of the largest entry along `dim` (first one on ties), as i64; not differentiable.
+    /// Index of the largest entry along `dim` (the first on ties; a NaN counts as the largest, as
+    /// in PyTorch), as i64; not differentiable.
     pub fn argmax(&self, dim: impl Dim) -> Result<Tensor> {
         let d = dim.resolve(self.shape(), "argmax")?;
         if self.dims()[d] == 0 {
@@ -219,19 +232,12 @@ impl Tensor {
                 msg: format!("dim {d} is empty"),
             });
         }
+        #[cfg(feature = "cuda")]
+        if self.device().is_cuda() {
+            return crate::cuda::argmax(self, d);
+        }
         let (v, row) = rows_to_reduce::<f64>(self, &[d])?;
-        let idx: Vec<i64> = v
-            .chunks(row)
-            .map(|r| {
-                r.iter()
-                    .enumerate()
-                    .fold(
-                        (0usize, r[0]),
-                        |(bi, bv), (i, &x)| if x > bv { (i, x) } else { (bi, bv) },
-                    )
-                    .0 as i64
-            })
-            .collect();
+        let idx: Vec<i64> = v.chunks(row).map(|r| first_max(r) as i64).collect();
         let mut dims = self.dims().to_vec();
         dims.remove(d);
         Ok(Tensor::from_storage(
