@@ -244,6 +244,95 @@ fn gradients_through_the_gpu_match_the_cpu() {
 }
 
 #[test]
+fn every_elementwise_view_and_reduction_gradient_matches_the_cpu() {
+    if !gpu() {
+        return;
+    }
+    type F = fn(&Tensor, &Tensor) -> ptm_tensor::Result<Tensor>;
+    // Each f(x, y) with x [5, 6] (positive where the op needs it) and y [6]; the loss weights the
+    // result by fixed values so every gradient element matters.
+    let cases: [(&str, F); 27] = [
+        ("neg", |x, _| x.neg()),
+        ("abs", |x, _| x.abs()),
+        ("sign", |x, y| x.sign()?.mul(y)),
+        ("exp", |x, _| x.exp()),
+        ("log", |x, _| x.log()),
+        ("sqrt", |x, _| x.sqrt()),
+        ("rsqrt", |x, _| x.rsqrt()),
+        ("powf", |x, _| x.powf(2.5)),
+        ("tanh", |x, _| x.tanh()),
+        ("sigmoid", |x, _| x.sigmoid()),
+        ("relu", |x, y| x.sub(y)?.relu()),
+        ("gelu", |x, _| x.gelu()),
+        ("gelu_erf", |x, _| x.gelu_erf()),
+        ("silu", |x, _| x.silu()),
+        ("affine", |x, _| x.affine(-1.5, 0.25)),
+        ("sub broadcast", |x, y| x.sub(y)),
+        ("div broadcast", |x, y| y.div(x)),
+        ("maximum", |x, y| x.maximum(y)),
+        ("minimum", |x, y| x.minimum(y)),
+        ("clamp", |x, _| x.clamp(0.5, 1.5)),
+        ("masked_fill", |x, y| x.masked_fill(&x.gt(y)?, -2.0)),
+        ("max over dim 0", |x, _| x.max_keepdim(0)),
+        ("min over dim 1", |x, _| x.min(1)),
+        ("mean and var", |x, _| x.mean(0)?.add(&x.var(0, 1)?)),
+        ("views: permute, narrow, broadcast, contiguous", |x, _| {
+            x.t()?
+                .narrow(0, 1, 4)?
+                .reshape([4, 1, 5])?
+                .broadcast_as([4, 3, 5])?
+                .contiguous()
+        }),
+        ("cat and cast", |x, y| {
+            Tensor::cat(&[x.clone(), y.reshape([1, 6])?], 0)?
+                .to_dtype(DType::F32)?
+                .to_dtype(DType::F64)
+        }),
+        ("where_cond", |x, y| {
+            x.gt(y)?.where_cond(&x.exp()?, &y.broadcast_as([5, 6])?)
+        }),
+    ];
+    let x0 = randn(&[5, 6], 90, DType::F64)
+        .abs()
+        .unwrap()
+        .add_scalar(0.3)
+        .unwrap();
+    let y0 = randn(&[6], 91, DType::F64)
+        .abs()
+        .unwrap()
+        .add_scalar(0.2)
+        .unwrap();
+    for (name, f) in cases {
+        let run = |dev: &Device| {
+            let (x, y) = (
+                x0.to_device(dev).unwrap().as_var(),
+                y0.to_device(dev).unwrap().as_var(),
+            );
+            let out = f(&x, &y).unwrap();
+            let w = randn(out.dims(), 92, DType::F64).to_device(dev).unwrap();
+            let loss = out.mul(&w).unwrap().sum_all().unwrap();
+            let grads = loss.backward().unwrap();
+            let grad = |t: &Tensor| grads.get(t).cloned();
+            (out, grad(&x), grad(&y))
+        };
+        let (oc, gxc, gyc) = run(&Device::Cpu);
+        let (og, gxg, gyg) = run(&GPU);
+        close(&format!("{name}: value"), &og, &oc, 1e-12);
+        for (which, g, c) in [("x", gxg, gxc), ("y", gyg, gyc)] {
+            match (g, c) {
+                (Some(g), Some(c)) => close(&format!("{name}: d {which}"), &g, &c, 1e-12),
+                (None, None) => {}
+                (g, c) => panic!(
+                    "{name}: d {which} exists on the GPU: {}, on the CPU: {}",
+                    g.is_some(),
+                    c.is_some()
+                ),
+            }
+        }
+    }
+}
+
+#[test]
 fn layer_norm_and_cross_entropy_gradients_match_the_cpu() {
     if !gpu() {
         return;
