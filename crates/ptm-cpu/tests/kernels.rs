@@ -10,7 +10,8 @@ use ptm_cpu::softmax::{log_softmax_fwd, softmax_bwd, softmax_fwd};
 use ptm_cpu::Isa;
 
 const ODD: [usize; 8] = [1, 2, 3, 15, 17, 63, 65, 130];
-/// Matmul sizes: odd ones, and ones that cross the packed driver's blocks (MC 96, NC 256, KC 256).
+/// Matmul sizes: odd ones, and ones that cross the packed driver's row and column blocks (MC 96,
+/// NC 256; deep k is `matmul_deeper_than_a_k_slice`).
 const MM: [usize; 10] = [1, 2, 3, 13, 17, 33, 65, 97, 130, 300];
 
 mod common;
@@ -118,6 +119,67 @@ fn batched_matmul_matches_the_reference_per_entry() {
                     assert!(
                         (*g as f64 - w).abs() <= 1e-6 * (k as f64 + 1.0),
                         "batch {batch} {m}x{n}x{k} beta {beta} entry {e} at {i}: {g} vs {w}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A k deeper than two of the driver's k slices (KC = 768 steps, the last one partial), with row
+/// and column edges, on every path, A read transposed too: each slice after the first accumulates
+/// into C, over a NaN-poisoned C (beta 0) and a filled one (beta 1).
+#[test]
+fn matmul_deeper_than_a_k_slice() {
+    let (m, n, k) = (100, 300, 1700);
+    let (a, b) = (data(m * k, 21), data(k * n, 22));
+    let b32: Vec<f32> = b.iter().map(|&x| x as f32).collect();
+    for ta in [false, true] {
+        // A transposed: stored k × m, read with unit row stride.
+        let (a_store, ma) = if ta {
+            let t: Vec<f64> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect();
+            (t, (1, m))
+        } else {
+            (a.clone(), (k, 1))
+        };
+        let a32: Vec<f32> = a_store.iter().map(|&x| x as f32).collect();
+        let mat = MatRef {
+            data: &a_store[..],
+            offset: 0,
+            row_stride: ma.0,
+            col_stride: ma.1,
+        };
+        for beta in [0.0, 1.0] {
+            let init = data(m * n, 23);
+            let mut want = init.clone();
+            matmul_naive(m, n, k, mat, MatRef::row_major(&b, n), &mut want, beta);
+            for isa in Isa::available() {
+                let mut got: Vec<f32> = if beta == 1.0 {
+                    init.iter().map(|&x| x as f32).collect()
+                } else {
+                    vec![f32::NAN; m * n]
+                };
+                let a_ref = MatRef {
+                    data: &a32[..],
+                    offset: 0,
+                    row_stride: ma.0,
+                    col_stride: ma.1,
+                };
+                matmul_isa(
+                    isa,
+                    m,
+                    n,
+                    k,
+                    a_ref,
+                    MatRef::row_major(&b32, n),
+                    &mut got,
+                    beta as f32,
+                );
+                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                    // f32 sums of 1700 products of values in [-1, 1].
+                    assert!(
+                        (*g as f64 - w).abs() <= 1e-6 * (k as f64 + 1.0),
+                        "{isa:?} transposed A {ta} beta {beta} at {i}: {g} vs {w}"
                     );
                 }
             }

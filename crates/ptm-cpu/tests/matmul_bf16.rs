@@ -1,5 +1,5 @@
 //! bf16 × bf16 → f32 products against an f64 reference on the same bf16 values: odd sizes that
-//! cross the packing blocks (MR 6, NR 64, KC 256 pairs, slabs), odd k (a padded last pair), every
+//! cross the packing blocks (MR 6, NR 64, KC 768 pairs, slabs), odd k (a padded last pair), every
 //! operand layout (row-major, transposed, and a strided view that no fast reader takes), beta 0
 //! on NaN-poisoned C, 1 and 0.5; the `vdpbf16ps` path (where the CPU has it) and the widened f32
 //! path.
@@ -57,6 +57,7 @@ fn check(product: Product, name: &str) {
         (65, 63, 300),
         (97, 257, 513),
         (6, 64, 1),
+        (7, 70, 1601), // deeper than a k slice (768 pairs), odd k
     ];
     let layouts = [Store::RowMajor, Store::Transposed, Store::Strided];
     for (si, &(m, n, k)) in sizes.iter().enumerate() {
