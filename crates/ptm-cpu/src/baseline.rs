@@ -84,3 +84,54 @@ pub fn matrixmultiply_f32(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c:
         )
     }
 }
+
+/// The machine's f32 multiply-add ceiling, measured: runs `rounds` rounds of 16 independent
+/// chains of vector FMAs (AVX-512 where the CPU has it, else AVX2 + FMA) on the calling thread,
+/// with nothing else in the loop, and returns the floating-point operations done (2 per lane per
+/// FMA); time the call to get the rate. `None` where the CPU has neither instruction set. Sixteen
+/// chains cover the FMA latency on current cores (4–5 cycles at 2 FMAs per cycle needs 10).
+pub fn fma_peak_f32(rounds: usize) -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if crate::Isa::Avx512.is_available() {
+            // SAFETY: AVX-512F was detected just above.
+            return Some(unsafe { fma_chains_avx512(rounds) });
+        }
+        if crate::Isa::Avx2.is_available() {
+            // SAFETY: AVX2 and FMA were detected just above.
+            return Some(unsafe { fma_chains_avx2(rounds) });
+        }
+    }
+    let _ = rounds;
+    None
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn fma_chains_avx512(rounds: usize) -> f64 {
+    use std::arch::x86_64::*;
+    let mut acc = [_mm512_set1_ps(1.0); 16];
+    let (b, c) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-7));
+    for _ in 0..rounds {
+        for a in acc.iter_mut() {
+            *a = _mm512_fmadd_ps(*a, b, c);
+        }
+    }
+    std::hint::black_box(&acc);
+    rounds as f64 * 16.0 * 32.0
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn fma_chains_avx2(rounds: usize) -> f64 {
+    use std::arch::x86_64::*;
+    let mut acc = [_mm256_set1_ps(1.0); 16];
+    let (b, c) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-7));
+    for _ in 0..rounds {
+        for a in acc.iter_mut() {
+            *a = _mm256_fmadd_ps(*a, b, c);
+        }
+    }
+    std::hint::black_box(&acc);
+    rounds as f64 * 16.0 * 16.0
+}
