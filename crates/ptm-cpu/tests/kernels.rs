@@ -126,6 +126,56 @@ fn batched_matmul_matches_the_reference_per_entry() {
     }
 }
 
+/// A row-major A is read in place (its last, partial row panel packed): a view narrowed from a
+/// wider matrix, with an offset and a row stride larger than k, with and without an edge panel.
+#[test]
+fn matmul_reads_a_row_major_view_in_place() {
+    for (m, n, k) in [(97, 130, 300), (6, 64, 5), (12, 70, 33), (1, 3, 2)] {
+        let (wide, off) = (k + 5, 3);
+        let a = data(off + m * wide, 31);
+        let b = data(k * n, 32);
+        let a32: Vec<f32> = a.iter().map(|&x| x as f32).collect();
+        let b32: Vec<f32> = b.iter().map(|&x| x as f32).collect();
+        fn view<T>(d: &[T], off: usize, wide: usize) -> MatRef<'_, T> {
+            MatRef {
+                data: d,
+                offset: off,
+                row_stride: wide,
+                col_stride: 1,
+            }
+        }
+        let mut want = vec![0.0f64; m * n];
+        matmul_naive(
+            m,
+            n,
+            k,
+            view(&a[..], off, wide),
+            MatRef::row_major(&b, n),
+            &mut want,
+            0.0,
+        );
+        for isa in Isa::available() {
+            let mut got = vec![f32::NAN; m * n];
+            matmul_isa(
+                isa,
+                m,
+                n,
+                k,
+                view(&a32[..], off, wide),
+                MatRef::row_major(&b32, n),
+                &mut got,
+                0.0,
+            );
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (*g as f64 - w).abs() <= 1e-6 * (k as f64 + 1.0),
+                    "{isa:?} {m}x{n}x{k} at {i}: {g} vs {w}"
+                );
+            }
+        }
+    }
+}
+
 /// A k deeper than two of the driver's k slices (KC = 768 steps, the last one partial), with row
 /// and column edges, on every path, A read transposed too: each slice after the first accumulates
 /// into C, over a NaN-poisoned C (beta 0) and a filled one (beta 1).

@@ -1,9 +1,11 @@
 //! The packed GEMM driver shared by every SIMD micro-kernel (the BLIS loop structure).
 //!
-//! 1. A is packed once into row panels of MR, B into column panels of NR (both zero-padded), each
-//!    panel `k` steps deep and contiguous, so the micro-kernel reads both with unit stride
-//!    whatever the operands' strides (transposed views included). B is packed one slab of SLAB
-//!    columns at a time, which bounds the packing memory for vocabulary-wide operands.
+//! 1. B is packed into column panels of NR, each `k` steps deep, contiguous and zero-padded, so
+//!    the micro-kernel reads its vectors with unit stride whatever B's strides (transposed views
+//!    included); one slab of SLAB columns at a time, which bounds the packing memory for
+//!    vocabulary-wide operands. A row-major A is read in place (a tile broadcasts from six
+//!    sequential row streams); only its last, partial row panel is packed. Other layouts of A are
+//!    packed once into row panels of MR.
 //! 2. Per slab, C is cut into blocks of at most `MC × NC`, their count a multiple of the thread
 //!    count where the panels allow (so that no thread idles at the end); rayon runs the blocks in
 //!    parallel (they are disjoint).
@@ -31,18 +33,45 @@ pub(crate) trait MicroKernel {
     const NR: usize;
 
     /// # Safety
-    /// `a` must be readable for `steps·MR` packed elements and `b` for `steps·NR`; `c` must be
-    /// writable for `MR` rows of `NR` f32s spaced `ldc` apart, not aliased by anything else during
-    /// the call; and the CPU must support the kernel's instruction set. With `overwrite` the tile
-    /// is stored without reading C first (C may hold garbage).
+    /// `a` must be readable at every (row < MR, step < `steps`) and `b` for `steps·NR` packed
+    /// elements; `c` must be writable for `MR` rows of `NR` f32s spaced `ldc` apart, not aliased
+    /// by anything else during the call; and the CPU must support the kernel's instruction set.
+    /// With `overwrite` the tile is stored without reading C first (C may hold garbage).
     unsafe fn run(
         steps: usize,
-        a: *const Self::Packed,
+        a: ARows<Self::Packed>,
         b: *const Self::Packed,
         c: *mut f32,
         ldc: usize,
         overwrite: bool,
     );
+}
+
+/// Where a micro-kernel reads its MR rows of A: element (row r, step p) at `ptr + r·row + p·step`.
+/// A packed panel has `row` 1 and `step` MR; a row-major A read in place has `row` its row stride
+/// and `step` 1.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ARows<P> {
+    pub(crate) ptr: *const P,
+    pub(crate) row: usize,
+    pub(crate) step: usize,
+}
+
+impl<P> ARows<P> {
+    /// The first `N` rows' start pointers (computed, not dereferenced).
+    #[inline(always)]
+    pub(crate) fn rows<const N: usize>(self) -> [*const P; N] {
+        std::array::from_fn(|r| self.ptr.wrapping_add(r * self.row))
+    }
+}
+
+/// A row-major operand the micro-kernels read in place: its elements, the first one's offset and
+/// its row stride (the column stride is 1).
+#[derive(Clone, Copy)]
+pub(crate) struct InPlace<'a, P> {
+    pub(crate) data: &'a [P],
+    pub(crate) offset: usize,
+    pub(crate) row_stride: usize,
 }
 
 /// A packed panel element, with per-thread buffers kept between calls.
@@ -277,7 +306,37 @@ pub(crate) unsafe fn gemm<K: MicroKernel<Packed = f32>>(
     c: &mut [f32],
     overwrite: bool,
 ) {
-    let pack_a_fn = |out: &mut Vec<f32>| pack_a(out, m, k, K::MR, a);
+    // A row-major A (unit column stride: activations, the common case) is read in place, each of
+    // a tile's six rows a sequential stream; only its last, partial row panel is packed (the
+    // kernel reads whole panels). Packing it all cost 5–10 % of a GPT-2 product. Other layouts
+    // are packed whole.
+    let full = m / K::MR;
+    let in_place = (a.col_stride == 1 && m > 0 && k > 0).then(|| {
+        assert!(
+            a.offset + (m - 1) * a.row_stride + k <= a.data.len(),
+            "gemm: A ({m}×{k}, row stride {}) overruns its {} elements",
+            a.row_stride,
+            a.data.len()
+        );
+        InPlace {
+            data: a.data,
+            offset: a.offset,
+            row_stride: a.row_stride,
+        }
+    });
+    let pack_a_fn = |out: &mut Vec<f32>| {
+        if in_place.is_some() {
+            let edge = MatRef {
+                data: a.data,
+                offset: a.offset + full * K::MR * a.row_stride,
+                row_stride: a.row_stride,
+                col_stride: a.col_stride,
+            };
+            pack_a(out, m - full * K::MR, k, K::MR, &edge)
+        } else {
+            pack_a(out, m, k, K::MR, a)
+        }
+    };
     let pack_b_fn = |out: &mut Vec<f32>, s0: usize, ns: usize| {
         let slab = MatRef {
             data: b.data,
@@ -287,21 +346,29 @@ pub(crate) unsafe fn gemm<K: MicroKernel<Packed = f32>>(
         };
         pack_b(out, k, ns, K::NR, &slab)
     };
-    // SAFETY: forwarded to the caller.
-    unsafe { drive::<K>(m, n, k, pack_a_fn, pack_b_fn, c, overwrite) }
+    // SAFETY: forwarded to the caller; `in_place` covers A's m×k elements (asserted above), and
+    // the packer fills the panels it is not read for.
+    unsafe { drive::<K>(m, n, k, (pack_a_fn, in_place), pack_b_fn, c, overwrite) }
 }
 
-/// The loop nest over packed panels: A packed once (`steps` packed steps deep), B packed one slab
-/// of columns at a time, blocks of C in parallel, `KC` steps per pass.
+/// The loop nest over packed panels: A packed once (`steps` packed steps deep) or read in place, B
+/// packed one slab of columns at a time, blocks of C in parallel, `KC` steps per pass.
+///
+/// `a` is the A packer and, when A is read in place, where it lies: the packer then packs only
+/// the last, partial row panel (none when MR divides m).
 ///
 /// # Safety
 /// The CPU must support `K`'s instruction set, and the packers must fill panels as `K` reads them
-/// (`steps·MR` per A panel, `steps·NR` per B panel, zero-padded).
+/// (`steps·MR` per A panel, `steps·NR` per B panel, zero-padded); an in-place A must hold its
+/// `m × steps` elements at its row stride.
 pub(crate) unsafe fn drive<K: MicroKernel>(
     m: usize,
     n: usize,
     steps: usize,
-    pack_a_fn: impl FnOnce(&mut Vec<K::Packed>),
+    (pack_a_fn, a_in_place): (
+        impl FnOnce(&mut Vec<K::Packed>),
+        Option<InPlace<'_, K::Packed>>,
+    ),
     pack_b_fn: impl Fn(&mut Vec<K::Packed>, usize, usize),
     c: &mut [f32],
     overwrite: bool,
@@ -321,6 +388,31 @@ pub(crate) unsafe fn drive<K: MicroKernel>(
     let (slot_a, slot_b) = K::Packed::slots();
     let (mut ap, mut bp) = (slot_a.take(), slot_b.take());
     pack_a_fn(&mut ap);
+    // Row panel q's rows for steps p0..p0+kc: in place for the whole panels of an in-place A,
+    // else from the packed buffer (which then holds only the edge panel).
+    let in_place_panels = a_in_place.map_or(0, |_| m / mr);
+    let a_rows_at = |q: usize, p0: usize, kc: usize| -> ARows<K::Packed> {
+        match a_in_place {
+            Some(a) if q < in_place_panels => {
+                let start = a.offset + q * mr * a.row_stride + p0;
+                // The panel's last element read, bounds-checked once here.
+                let _ = a.data[start + (mr - 1) * a.row_stride + kc - 1];
+                ARows {
+                    ptr: a.data[start..].as_ptr(),
+                    row: a.row_stride,
+                    step: 1,
+                }
+            }
+            _ => {
+                let q = q - in_place_panels;
+                ARows {
+                    ptr: ap[(q * steps + p0) * mr..][..kc * mr].as_ptr(),
+                    row: 1,
+                    step: mr,
+                }
+            }
+        }
+    };
     let out = OutPtr(c.as_mut_ptr());
     // B is packed one slab of columns at a time: the packed copy of a vocabulary-wide operand
     // (768 × 50 257) would otherwise add its whole size to the process's peak memory.
@@ -348,7 +440,7 @@ pub(crate) unsafe fn drive<K: MicroKernel>(
                     .step_by(nr)
                     .flat_map(|jr| (0..mc).step_by(mr).map(move |ir| (jr, ir)))
                 {
-                    let a_panel = &ap[((i0 + ir) / mr * steps + p0) * mr..][..kc * mr];
+                    let a_rows = a_rows_at((i0 + ir) / mr, p0, kc);
                     {
                         let b_panel = &bp[((j0 + jr) / nr * steps + p0) * nr..][..kc * nr];
                         let (rows, cols) = (mr.min(mc - ir), nr.min(nc - jr));
@@ -358,21 +450,12 @@ pub(crate) unsafe fn drive<K: MicroKernel>(
                             // SAFETY: panels hold kc·MR and kc·NR values; the full tile is inside
                             // C (rows and cols fit) and belongs to this task alone; the ISA was
                             // checked by our caller.
-                            unsafe {
-                                K::run(kc, a_panel.as_ptr(), b_panel.as_ptr(), tile, n, store)
-                            };
+                            unsafe { K::run(kc, a_rows, b_panel.as_ptr(), tile, n, store) };
                         } else {
                             // SAFETY: as above, with the scratch tile (MR×NR, row stride NR) as
                             // output.
                             unsafe {
-                                K::run(
-                                    kc,
-                                    a_panel.as_ptr(),
-                                    b_panel.as_ptr(),
-                                    scratch.as_mut_ptr(),
-                                    nr,
-                                    true,
-                                )
+                                K::run(kc, a_rows, b_panel.as_ptr(), scratch.as_mut_ptr(), nr, true)
                             };
                             for r in 0..rows {
                                 for j in 0..cols {

@@ -5,7 +5,7 @@
 //! against the NR values of B held in registers; the MR×NR accumulators never leave registers
 //! until the end.
 
-use super::pack::MicroKernel;
+use super::pack::{ARows, MicroKernel};
 use std::arch::x86_64::*;
 
 /// Requests the C tile's cache lines (`rows` rows of 64 f32, four lines each) into L1 at the start
@@ -35,7 +35,7 @@ impl MicroKernel for Avx512 {
 
     unsafe fn run(
         k: usize,
-        a: *const f32,
+        a: ARows<f32>,
         b: *const f32,
         c: *mut f32,
         ldc: usize,
@@ -50,7 +50,7 @@ impl MicroKernel for Avx512 {
 #[target_feature(enable = "avx512f")]
 unsafe fn avx512_6x64(
     k: usize,
-    a: *const f32,
+    a: ARows<f32>,
     b: *const f32,
     c: *mut f32,
     ldc: usize,
@@ -60,8 +60,10 @@ unsafe fn avx512_6x64(
     if !overwrite {
         prefetch_tile(c, ldc, 6);
     }
-    // SAFETY: `a` holds k·6 and `b` k·64 readable f32s; `c` points at 6 rows of 64 writable f32s
-    // spaced `ldc` apart (the `MicroKernel::run` contract). Unaligned loads/stores are used.
+    let rows = a.rows::<6>();
+    // SAFETY: `a` reads k steps of 6 rows and `b` holds k·64 readable f32s; `c` points at 6 rows
+    // of 64 writable f32s spaced `ldc` apart (the `MicroKernel::run` contract). Unaligned
+    // loads/stores are used.
     unsafe {
         for p in 0..k {
             let bp = b.add(p * 64);
@@ -71,9 +73,9 @@ unsafe fn avx512_6x64(
                 _mm512_loadu_ps(bp.add(32)),
                 _mm512_loadu_ps(bp.add(48)),
             ];
-            let ap = a.add(p * 6);
-            for (r, row) in acc.iter_mut().enumerate() {
-                let ar = _mm512_set1_ps(*ap.add(r));
+            let at = p * a.step;
+            for (row, &ar) in acc.iter_mut().zip(&rows) {
+                let ar = _mm512_set1_ps(*ar.add(at));
                 for (x, &bq) in row.iter_mut().zip(&bv) {
                     *x = _mm512_fmadd_ps(ar, bq, *x);
                 }
@@ -103,7 +105,7 @@ impl MicroKernel for Avx2 {
 
     unsafe fn run(
         k: usize,
-        a: *const f32,
+        a: ARows<f32>,
         b: *const f32,
         c: *mut f32,
         ldc: usize,
@@ -118,22 +120,24 @@ impl MicroKernel for Avx2 {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn avx2_6x16(
     k: usize,
-    a: *const f32,
+    a: ARows<f32>,
     b: *const f32,
     c: *mut f32,
     ldc: usize,
     overwrite: bool,
 ) {
     let mut acc = [[_mm256_setzero_ps(); 2]; 6];
-    // SAFETY: `a` holds k·6 and `b` k·16 readable f32s; `c` points at 6 rows of 16 writable f32s
-    // spaced `ldc` apart (the `MicroKernel::run` contract). Unaligned loads/stores are used.
+    let rows = a.rows::<6>();
+    // SAFETY: `a` reads k steps of 6 rows and `b` holds k·16 readable f32s; `c` points at 6 rows
+    // of 16 writable f32s spaced `ldc` apart (the `MicroKernel::run` contract). Unaligned
+    // loads/stores are used.
     unsafe {
         for p in 0..k {
             let b0 = _mm256_loadu_ps(b.add(p * 16));
             let b1 = _mm256_loadu_ps(b.add(p * 16 + 8));
-            let ap = a.add(p * 6);
-            for (r, row) in acc.iter_mut().enumerate() {
-                let ar = _mm256_set1_ps(*ap.add(r));
+            let at = p * a.step;
+            for (row, &ar) in acc.iter_mut().zip(&rows) {
+                let ar = _mm256_set1_ps(*ar.add(at));
                 row[0] = _mm256_fmadd_ps(ar, b0, row[0]);
                 row[1] = _mm256_fmadd_ps(ar, b1, row[1]);
             }
@@ -164,7 +168,7 @@ impl MicroKernel for Avx512Bf16 {
 
     unsafe fn run(
         steps: usize,
-        a: *const u32,
+        a: ARows<u32>,
         b: *const u32,
         c: *mut f32,
         ldc: usize,
@@ -179,7 +183,7 @@ impl MicroKernel for Avx512Bf16 {
 #[target_feature(enable = "avx512f,avx512bf16")]
 unsafe fn avx512bf16_6x64(
     steps: usize,
-    a: *const u32,
+    a: ARows<u32>,
     b: *const u32,
     c: *mut f32,
     ldc: usize,
@@ -189,7 +193,8 @@ unsafe fn avx512bf16_6x64(
     if !overwrite {
         prefetch_tile(c, ldc, 6);
     }
-    // SAFETY: `a` holds steps·6 and `b` steps·64 readable u32s; `c` points at 6 rows of 64
+    let rows = a.rows::<6>();
+    // SAFETY: `a` reads `steps` steps of 6 rows and `b` holds steps·64 readable u32s; `c` points at 6 rows of 64
     // writable f32s spaced `ldc` apart (the `MicroKernel::run` contract). Unaligned loads/stores.
     // The transmutes reinterpret 512 bits of packed bf16 pairs as the __m512bh the instruction
     // takes (same size, no invalid bit patterns).
@@ -208,10 +213,10 @@ unsafe fn avx512bf16_6x64(
                     _mm512_loadu_si512(bp.add(48) as *const _),
                 ),
             ];
-            let ap = a.add(p * 6);
-            for (r, row) in acc.iter_mut().enumerate() {
+            let at = p * a.step;
+            for (row, &ar) in acc.iter_mut().zip(&rows) {
                 let ar =
-                    std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(*ap.add(r) as i32));
+                    std::mem::transmute::<__m512i, __m512bh>(_mm512_set1_epi32(*ar.add(at) as i32));
                 for (x, &bq) in row.iter_mut().zip(&bv) {
                     *x = _mm512_dpbf16_ps(*x, ar, bq);
                 }
