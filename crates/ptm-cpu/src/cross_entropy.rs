@@ -3,13 +3,13 @@
 //! are never stored: the forward keeps one log-sum-exp per row, the backward recomputes them.
 
 use crate::element::Float;
-use crate::softmax::{exp_shifted, row_max, sum_f64};
 
-/// `ln Σ exp(row)`, shifted by the max, using `scratch` (the row's length) for the exponentials.
-fn log_sum_exp<T: Float>(row: &[T], scratch: &mut [T]) -> T {
-    let mx = row_max(row);
-    exp_shifted(row, mx, scratch);
-    T::from_f64(mx.to_f64() + sum_f64(scratch).ln())
+/// `softmax(row)` into `p` (one exponential per logit, through the row kernel: vectorised for f32)
+/// and `ln Σ exp(row)` (= max + ln Σ exp(row − max), the sum taken in f64 by the kernel).
+fn softmax_lse<T: Float>(row: &[T], p: &mut [T]) -> f64 {
+    p.copy_from_slice(row);
+    let (mx, inv) = T::softmax_row_in_place(p);
+    mx.to_f64() - inv.to_f64().ln()
 }
 
 /// Sum over counted rows of `lse(row) − row[target]`, and the number of counted rows.
@@ -26,7 +26,7 @@ pub fn cross_entropy_fwd<T: Float>(
         if t == ignore_index {
             continue;
         }
-        total += (log_sum_exp(row, &mut scratch) - row[t as usize]).to_f64();
+        total += softmax_lse(row, &mut scratch) - row[t as usize].to_f64();
         count += 1;
     }
     (total, count)
@@ -47,8 +47,7 @@ pub fn cross_entropy_bwd<T: Float>(
             g.fill(T::ZERO);
             continue;
         }
-        let lse = log_sum_exp(row, g);
-        exp_shifted(row, lse, g);
+        softmax_lse(row, g);
         g.iter_mut().for_each(|v| *v *= scale);
         g[t as usize] -= scale;
     }
@@ -56,7 +55,8 @@ pub fn cross_entropy_bwd<T: Float>(
 
 /// Forward and backward in one pass, rows in parallel: returns the summed loss over counted rows
 /// and their number, and writes `dlogits = scale · (softmax(row) − onehot(target))` (zero rows for
-/// ignored targets). Each row's exponentials are computed once, straight into `dlogits`.
+/// ignored targets). Each row's exponentials are computed once, straight into `dlogits`, and
+/// scaled there.
 pub fn cross_entropy_fwd_bwd<T: Float>(
     logits: &[T],
     targets: &[i64],
@@ -79,9 +79,7 @@ pub fn cross_entropy_fwd_bwd<T: Float>(
             return 0.0;
         }
         let row = &logits[i * c..(i + 1) * c];
-        let lse = log_sum_exp(row, g);
-        let loss = (lse - row[t as usize]).to_f64();
-        exp_shifted(row, lse, g);
+        let loss = softmax_lse(row, g) - row[t as usize].to_f64();
         g.iter_mut().for_each(|v| *v *= scale);
         g[t as usize] -= scale;
         loss

@@ -10,7 +10,7 @@
 //! (tests run every path on one machine).
 
 use crate::isa::Isa;
-use crate::vmath::exp;
+use crate::vmath::{exp, exp_fma};
 
 const LANES: usize = 16;
 const BLOCK: usize = 256;
@@ -59,8 +59,9 @@ fn sum_lanes(x: &[f32], f: impl Fn(f32) -> f32) -> f64 {
 /// `y = exp(x − max(x)) / Σ exp(x − max(x))` in place: one pass for the max, one writing the
 /// exponentials and summing them, one scaling. Returns the max and `1/Σ` (what attention's
 /// backward needs to rebuild the weights).
+/// `exp` is [`exp_fma`] on the FMA paths, [`exp`] on the scalar one.
 #[inline(always)]
-fn softmax_body(y: &mut [f32]) -> (f32, f32) {
+fn softmax_body(y: &mut [f32], exp: impl Fn(f32) -> f32) -> (f32, f32) {
     let mx = max_lanes(y);
     let mut total = 0.0f64;
     for yb in y.chunks_mut(BLOCK) {
@@ -162,7 +163,7 @@ macro_rules! per_isa {
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = $features)]
         fn $softmax(y: &mut [f32]) -> (f32, f32) {
-            softmax_body(y)
+            softmax_body(y, exp_fma)
         }
 
         #[cfg(target_arch = "x86_64")]
@@ -198,7 +199,7 @@ pub fn softmax_row_in_place_isa(isa: Isa, y: &mut [f32]) -> (f32, f32) {
         // SAFETY: AVX2 and FMA availability was asserted above.
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => unsafe { softmax_avx2(y) },
-        _ => softmax_body(y),
+        _ => softmax_body(y, exp),
     }
 }
 

@@ -2,7 +2,7 @@
 //! result over dense sweeps and awkward points, special values, and bit-identical results on every
 //! instruction-set path.
 
-use ptm_cpu::vmath::{erf, exp, expm1, map_f32_isa, sigmoid, tanh};
+use ptm_cpu::vmath::{erf, exp, exp_fma, expm1, map_f32_isa, sigmoid, tanh};
 use ptm_cpu::Isa;
 
 /// |y − reference| in units of the f32 spacing at the reference.
@@ -55,6 +55,35 @@ fn exp_is_within_2_ulp_on_its_whole_range() {
     assert_eq!(exp(-105.0), 0.0);
     assert!(exp(f32::NAN).is_nan());
     assert!(exp(-100.0) > 0.0, "subnormal results are kept");
+}
+
+/// The FMA form, on every path (the scalar path's `mul_add` is libm's correctly rounded fmaf).
+#[test]
+fn exp_fma_is_within_2_ulp_on_its_whole_range_on_every_path() {
+    let mut xs = sweep(-103.9, 88.7, 400_000);
+    xs.extend(tiny());
+    for isa in Isa::available() {
+        let mut got = xs.clone();
+        map_f32_isa(isa, &mut got, exp_fma);
+        let (e, at) = got
+            .iter()
+            .zip(&xs)
+            .map(|(&y, &x)| (ulps(y, (x as f64).exp()), x))
+            .fold((0.0, 0.0), |m, v| if v.0 > m.0 { v } else { m });
+        println!("exp_fma on {isa:?}: worst {e:.2} ulp at {at}");
+        assert!(e <= 2.0, "exp_fma on {isa:?}: {e} ulp at {at}");
+    }
+    for (x, want) in [
+        (0.0, 1.0),
+        (89.0, f32::INFINITY),
+        (f32::INFINITY, f32::INFINITY),
+        (f32::NEG_INFINITY, 0.0),
+        (-105.0, 0.0),
+    ] {
+        assert_eq!(exp_fma(x), want, "exp_fma({x})");
+    }
+    assert!(exp_fma(f32::NAN).is_nan());
+    assert!(exp_fma(-100.0) > 0.0, "subnormal results are kept");
 }
 
 #[test]
@@ -118,9 +147,10 @@ fn every_path_gives_bit_identical_results() {
         .chain(tiny())
         .chain([f32::NAN, f32::INFINITY, -0.0])
         .collect();
-    let fns: [Named; 5] = [
+    let fns: [Named; 6] = [
         ("erf", erf),
         ("exp", exp),
+        ("exp_fma", exp_fma),
         ("expm1", expm1),
         ("tanh", tanh),
         ("sigmoid", sigmoid),
