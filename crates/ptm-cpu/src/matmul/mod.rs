@@ -150,9 +150,10 @@ pub fn matmul_isa<T: Float>(
     T::gemm(isa, m, n, k, &a, &b, c, overwrite);
 }
 
-/// Products below this many multiply-adds run whole on one thread (the packed driver's own
-/// threshold for splitting a product into parallel blocks).
-const SMALL_PRODUCT: usize = 1 << 18;
+/// Products below this many multiply-adds (about 100³) run whole on one thread: the packed
+/// driver splits larger ones into parallel blocks, and batches of smaller ones run in parallel
+/// across entries. Below it, rayon's hand-off costs more than it saves.
+pub(crate) const SMALL_PRODUCT: usize = 1 << 20;
 
 /// `C_i = A_i·B_i + beta·C_i` for every entry `i` of a batch: `a` and `b` hold one view per
 /// entry, `c` the entries' `m×n` outputs one after another. Large products split their own blocks

@@ -104,9 +104,8 @@ const NC: usize = 256;
 const SLAB: usize = 16 * NC;
 /// The largest register tile of any kernel (6×64), the size of the edge tiles' scratch.
 const MAX_TILE: usize = 6 * 64;
-/// Below this many multiply-adds a product runs on the calling thread (about 100³: rayon's
-/// hand-off costs more than it saves).
-const PARALLEL_WORK: usize = 1 << 20;
+/// Below this many multiply-adds a product runs on the calling thread.
+const PARALLEL_WORK: usize = super::SMALL_PRODUCT;
 
 /// A block of C: (first, count) of its MR row panels and of its NR column panels.
 #[derive(Clone, Copy, Debug, PartialEq)]
