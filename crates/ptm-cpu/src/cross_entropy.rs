@@ -7,8 +7,7 @@ use crate::element::Float;
 /// `softmax(row)` into `p` (one exponential per logit, through the row kernel: vectorised for f32)
 /// and `ln Σ exp(row)` (= max + ln Σ exp(row − max), the sum taken in f64 by the kernel).
 fn softmax_lse<T: Float>(row: &[T], p: &mut [T]) -> f64 {
-    p.copy_from_slice(row);
-    let (mx, inv) = T::softmax_row_in_place(p);
+    let (mx, inv) = T::softmax_row(row, p);
     mx.to_f64() - inv.to_f64().ln()
 }
 

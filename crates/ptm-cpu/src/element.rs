@@ -119,8 +119,9 @@ pub trait Float:
         c: &mut [Self],
         overwrite: bool,
     );
-    /// `y = softmax(x)` of one row; f32 takes the lane-parallel kernel of [`crate::rows`].
-    fn softmax_row(x: &[Self], y: &mut [Self]);
+    /// `y = softmax(x)` of one row; returns its maximum and `1/Σ exp(x − max)`. f32 takes the
+    /// lane-parallel kernel of [`crate::rows`].
+    fn softmax_row(x: &[Self], y: &mut [Self]) -> (Self, Self);
     /// Softmax of one row in place; returns its maximum and `1/Σ exp(x − max)`.
     fn softmax_row_in_place(y: &mut [Self]) -> (Self, Self);
     /// Softmax backward of one row: `dx = y ∘ (dy − Σ dy∘y)`.
@@ -242,7 +243,7 @@ macro_rules! float_element {
                 $gemm(isa, m, n, k, a, b, c, overwrite)
             }
             #[inline]
-            fn softmax_row(x: &[Self], y: &mut [Self]) {
+            fn softmax_row(x: &[Self], y: &mut [Self]) -> (Self, Self) {
                 $softmax_row(x, y)
             }
             #[inline]

@@ -92,6 +92,40 @@ fn softmax_body(y: &mut [f32], exp: impl Fn(f32) -> f32) -> (f32, f32) {
     (mx, inv)
 }
 
+/// [`softmax_body`] from `x` into `y`: the max read from `x`, and the exponentials written
+/// straight to `y` (no copy of the row first).
+#[inline(always)]
+fn softmax_into_body(x: &[f32], y: &mut [f32], exp: impl Fn(f32) -> f32) -> (f32, f32) {
+    let mx = max_lanes(x);
+    let mut total = 0.0f64;
+    for (xb, yb) in x.chunks(BLOCK).zip(y.chunks_mut(BLOCK)) {
+        let mut s = [0.0f32; LANES];
+        let (mut xc, mut yc) = (xb.chunks_exact(LANES), yb.chunks_exact_mut(LANES));
+        for (xs, ys) in (&mut xc).zip(&mut yc) {
+            for l in 0..LANES {
+                let e = exp(xs[l] - mx);
+                ys[l] = e;
+                s[l] += e;
+            }
+        }
+        let mut t = 0.0f64;
+        for &v in s.iter() {
+            t += v as f64;
+        }
+        for (&xv, yv) in xc.remainder().iter().zip(yc.into_remainder()) {
+            let e = exp(xv - mx);
+            *yv = e;
+            t += e as f64;
+        }
+        total += t;
+    }
+    let inv = (1.0 / total) as f32;
+    for v in y.iter_mut() {
+        *v *= inv;
+    }
+    (mx, inv)
+}
+
 /// `dx = y ∘ (dy − Σ dy∘y)`: the softmax backward of one row from its output `y`.
 #[inline(always)]
 fn softmax_bwd_body(y: &[f32], dy: &[f32], dx: &mut [f32]) {
@@ -153,7 +187,7 @@ fn layer_norm_body(x: &[f32], w: Option<&[f32]>, b: Option<&[f32]>, eps: f32, y:
 }
 
 macro_rules! per_isa {
-    ($softmax:ident, $softmax_bwd:ident, $layer_norm:ident, $features:literal) => {
+    ($softmax:ident, $softmax_into:ident, $softmax_bwd:ident, $layer_norm:ident, $features:literal) => {
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = $features)]
         fn $softmax_bwd(y: &[f32], dy: &[f32], dx: &mut [f32]) {
@@ -168,6 +202,12 @@ macro_rules! per_isa {
 
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = $features)]
+        fn $softmax_into(x: &[f32], y: &mut [f32]) -> (f32, f32) {
+            softmax_into_body(x, y, exp_fma)
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $features)]
         fn $layer_norm(x: &[f32], w: Option<&[f32]>, b: Option<&[f32]>, eps: f32, y: &mut [f32]) {
             layer_norm_body(x, w, b, eps, y)
         }
@@ -176,11 +216,18 @@ macro_rules! per_isa {
 
 per_isa!(
     softmax_avx512,
+    softmax_into_avx512,
     softmax_bwd_avx512,
     layer_norm_avx512,
     "avx512f"
 );
-per_isa!(softmax_avx2, softmax_bwd_avx2, layer_norm_avx2, "avx2,fma");
+per_isa!(
+    softmax_avx2,
+    softmax_into_avx2,
+    softmax_bwd_avx2,
+    layer_norm_avx2,
+    "avx2,fma"
+);
 
 /// Softmax of one row in place on the path `isa`; returns the row's maximum and `1/Σ exp(x − max)`.
 ///
@@ -203,14 +250,26 @@ pub fn softmax_row_in_place_isa(isa: Isa, y: &mut [f32]) -> (f32, f32) {
     }
 }
 
-/// Softmax of one row on the path `isa`.
+/// Softmax of one row on the path `isa`; returns the row's maximum and `1/Σ exp(x − max)`.
 ///
 /// # Panics
 /// If this CPU cannot run `isa`, or the row lengths differ.
-pub fn softmax_row_isa(isa: Isa, x: &[f32], y: &mut [f32]) {
+pub fn softmax_row_isa(isa: Isa, x: &[f32], y: &mut [f32]) -> (f32, f32) {
     assert_eq!(x.len(), y.len(), "softmax row: x and y differ in length");
-    y.copy_from_slice(x);
-    softmax_row_in_place_isa(isa, y);
+    assert!(
+        isa.is_available(),
+        "rows: this CPU cannot run the {} path",
+        isa.name()
+    );
+    match isa {
+        // SAFETY: AVX-512F availability was asserted above.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { softmax_into_avx512(x, y) },
+        // SAFETY: AVX2 and FMA availability was asserted above.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { softmax_into_avx2(x, y) },
+        _ => softmax_into_body(x, y, exp),
+    }
 }
 
 /// Softmax backward of one row on the path `isa`: `dx = y ∘ (dy − Σ dy∘y)`.
@@ -277,7 +336,7 @@ pub fn layer_norm_row_isa(
 }
 
 /// [`softmax_row_isa`] on the selected path.
-pub fn softmax_row(x: &[f32], y: &mut [f32]) {
+pub fn softmax_row(x: &[f32], y: &mut [f32]) -> (f32, f32) {
     softmax_row_isa(Isa::selected(), x, y)
 }
 

@@ -34,13 +34,16 @@ pub(crate) fn exp_shifted<T: Float>(x: &[T], shift: T, out: &mut [T]) {
 /// `y = softmax(x)` for each row of length `d`.
 pub fn softmax_fwd<T: Float>(x: &[T], y: &mut [T], d: usize) {
     assert_eq!(x.len(), y.len(), "softmax_fwd: x and y differ in length");
-    for_each_row(y, d, 8, |r, yr| T::softmax_row(&x[r * d..(r + 1) * d], yr));
+    for_each_row(y, d, 8, |r, yr| {
+        T::softmax_row(&x[r * d..(r + 1) * d], yr);
+    });
 }
 
-/// One row of [`softmax_fwd`] for any float type (f64's path; f32 has [`crate::rows`]).
-pub fn softmax_row_generic<T: Float>(xr: &[T], yr: &mut [T]) {
+/// One row of [`softmax_fwd`] for any float type (f64's path; f32 has [`crate::rows`]); returns the
+/// row's maximum and `1/Σ exp(x − max)`.
+pub fn softmax_row_generic<T: Float>(xr: &[T], yr: &mut [T]) -> (T, T) {
     yr.copy_from_slice(xr);
-    softmax_row_in_place_generic(yr);
+    softmax_row_in_place_generic(yr)
 }
 
 /// [`softmax_row_generic`] in place; returns the row's maximum and `1/Σ exp(x − max)`.
