@@ -9,7 +9,9 @@
 //! textbook cross-entropy runs on one thread).
 //!
 //! The `fma_peak` row is the machine's measured f32 FMA rate (16 independent chains of vector FMAs
-//! per thread, nothing else in the loop), the ceiling the matmul rows are compared against.
+//! per thread, nothing else in the loop), the ceiling the matmul rows are held to; each f32
+//! matmul row also times the same number of FLOPs of those chains as a candidate, so its ratio is
+//! ptm's fraction of the peak measured in the same moments.
 //!
 //! `benches/kernels_torch.py` times the same rows in PyTorch and writes records of the same form;
 //! `--torch FILE` adds them to the table (run both in one sitting: the machine drifts).
@@ -281,6 +283,18 @@ fn run_rows(threads: usize, quick: bool, only: &[String], out: &mut Vec<Record>)
                 }),
             ),
         ];
+        // The FMA ceiling as a candidate of the row: the same number of FLOPs in independent FMA
+        // chains on every thread, interleaved with the products, so its ratio is ptm's fraction
+        // of the machine's peak measured in the same moments.
+        if let Some(per_round) = fma_peak_f32(1) {
+            let rounds = (row.work / (per_round * threads as f64)).ceil() as usize;
+            cands.push((
+                "fma_peak",
+                Box::new(move || {
+                    rayon::broadcast(|_| black_box(fma_peak_f32(rounds)));
+                }),
+            ));
+        }
         if threads == 1 {
             cands.push((
                 "matrixmultiply",
