@@ -44,7 +44,13 @@ pub fn exp(x: f32) -> f32 {
     let t = xc * LOG2_E + ROUNDER;
     let n = t - ROUNDER;
     let r = (xc - n * LN2_HI) - n * LN2_LO;
-    let p = exp_reduced(r);
+    scale_exp(x, t, exp_reduced(r))
+}
+
+/// `p · 2^n` with n read from `t` (= 1.5·2^23 + n, the rounding step of the range reduction),
+/// then the out-of-range and NaN inputs: the common end of [`exp`] and [`exp_fma`].
+#[inline(always)]
+fn scale_exp(x: f32, t: f32, p: f32) -> f32 {
     // n as an integer, read from t's low mantissa bits (t = 1.5·2^23 + n exactly). A float-to-int
     // cast would saturate, which the compiler does one lane at a time.
     let ni = t.to_bits() as i32 - ROUNDER.to_bits() as i32;
@@ -79,19 +85,7 @@ pub fn exp_fma(x: f32) -> f32 {
     let p = p.mul_add(r, 1.0 / 6.0);
     let p = p.mul_add(r, 0.5);
     let p = p.mul_add(r, 1.0);
-    let p = p.mul_add(r, 1.0);
-    let ni = t.to_bits() as i32 - ROUNDER.to_bits() as i32;
-    let (h1, h2) = (ni >> 1, ni - (ni >> 1));
-    let s1 = f32::from_bits(((h1 + 127) as u32) << 23);
-    let s2 = f32::from_bits(((h2 + 127) as u32) << 23);
-    let y = p * s1 * s2;
-    let y = if x > EXP_MAX { f32::INFINITY } else { y };
-    let y = if x < EXP_MIN { 0.0 } else { y };
-    if x.is_nan() {
-        x
-    } else {
-        y
-    }
+    scale_exp(x, t, p.mul_add(r, 1.0))
 }
 
 /// e^x − 1, accurate near 0 (no cancellation).
