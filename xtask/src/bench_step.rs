@@ -78,6 +78,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 .loss(&ids, &labels, inputs)
                 .map_err(|e| e.to_string())?;
             let grads = loss.backward().map_err(|e| e.to_string())?;
+            drop(loss); // the graph holds the weights; without it the step updates them in place
             opt.step(&grads).map_err(|e| e.to_string())?;
             if i >= 2 {
                 times.push(t0.elapsed().as_secs_f64());

@@ -86,6 +86,38 @@ impl Param {
         Ok(())
     }
 
+    /// Changes the values of an f32 parameter on the CPU through `update`. The buffer is changed
+    /// in place when only this slot reaches it (drop the loss, and with it the autograd graph,
+    /// before stepping), else a copy is changed and put in the slot; either way every earlier
+    /// handle keeps the values it saw.
+    pub fn update_f32(&self, update: impl FnOnce(&mut [f32])) -> Result<()> {
+        let mut slot = self.0.value.write().unwrap_or_else(|e| e.into_inner());
+        let (dims, device, dtype) = (slot.dims().to_vec(), slot.device(), slot.dtype());
+        if !matches!(device, ptm_tensor::Device::Cpu) || dtype != ptm_tensor::DType::F32 {
+            return Err(invalid(
+                "Param::update_f32",
+                format!("the parameter is {dtype:?} on {device}; this updates f32 on the CPU"),
+            ));
+        }
+        let empty = Tensor::from_vec(Vec::<f32>::new(), [0], &device)?;
+        let current = std::mem::replace(&mut *slot, empty);
+        let mut values = match current.try_unwrap_vec::<f32>() {
+            Ok(v) => v,
+            Err(shared) => match shared.to_vec::<f32>() {
+                Ok(v) => v,
+                Err(e) => {
+                    *slot = shared;
+                    return Err(e.into());
+                }
+            },
+        };
+        update(&mut values);
+        // A CPU tensor of the right length: `from_vec` cannot fail here.
+        let t = Tensor::from_vec(values, dims.as_slice(), &device)?;
+        *slot = if self.is_trainable() { t.as_var() } else { t };
+        Ok(())
+    }
+
     fn put(&self, value: Tensor) {
         let value = if self.is_trainable() {
             value.detach().as_var()

@@ -119,3 +119,65 @@ fn bad_hyperparameters_are_named() {
     .to_string();
     assert!(err.contains("lr"), "{err}");
 }
+
+fn address_of(t: &Tensor) -> usize {
+    t.values::<f32>().unwrap().as_ptr() as usize
+}
+
+/// The address of a parameter's buffer, to see whether a step reused it.
+fn address(p: &Param) -> usize {
+    address_of(&p.tensor())
+}
+
+#[test]
+fn a_step_updates_in_place_only_what_nobody_else_sees() {
+    // Two identical parameters stepped by identical optimizers. The first one's old value is held
+    // by nobody, so its buffer is reused; the second one's old value is still held by a handle
+    // (as an autograd graph would hold it), so the step must copy and leave that handle alone.
+    let init = [0.3f32, -0.7, 1.5, 2.0];
+    let g = [0.1f32, -0.2, 0.3, 0.0];
+    let (free, held) = (param(&init), param(&init));
+    let cfg = AdamWConfig {
+        lr: 0.05,
+        ..Default::default()
+    };
+    let mut opt_free = AdamW::new(vec![("p".into(), free.clone())], cfg, |_| true).unwrap();
+    let mut opt_held = AdamW::new(vec![("p".into(), held.clone())], cfg, |_| true).unwrap();
+    for step in 0..3 {
+        let before = address(&free);
+        opt_free.step(&grads(&free, &g)).unwrap();
+        assert_eq!(
+            address(&free),
+            before,
+            "step {step} copied a buffer nobody else holds"
+        );
+
+        let old = held.tensor();
+        let old_values = old.to_vec::<f32>().unwrap();
+        opt_held.step(&grads(&held, &g)).unwrap();
+        assert_eq!(
+            old.to_vec::<f32>().unwrap(),
+            old_values,
+            "a held value changed"
+        );
+        assert_ne!(
+            address(&held),
+            address_of(&old),
+            "the held buffer was written"
+        );
+
+        // Bit for bit the same update either way.
+        assert_eq!(
+            free.tensor().to_vec::<f32>().unwrap(),
+            held.tensor().to_vec::<f32>().unwrap()
+        );
+    }
+    assert_ne!(free.tensor().to_vec::<f32>().unwrap(), init.to_vec());
+
+    // SGD takes the same path.
+    let p = param(&init);
+    let mut sgd = Sgd::new(vec![("p".into(), p.clone())], SgdConfig::default()).unwrap();
+    let before = address(&p);
+    sgd.step(&grads(&p, &g)).unwrap();
+    assert_eq!(address(&p), before);
+}

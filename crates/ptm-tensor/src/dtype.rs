@@ -61,6 +61,8 @@ pub trait WithDType: Copy + Send + Sync + std::fmt::Debug + 'static {
     fn as_f64(self) -> f64;
     /// Borrows the storage's vector when it holds this type.
     fn slice(s: &CpuStorage) -> Option<&[Self]>;
+    /// Takes the storage's vector when it holds this type, else gives the storage back.
+    fn unwrap_storage(s: CpuStorage) -> std::result::Result<Vec<Self>, CpuStorage>;
 }
 
 macro_rules! with_dtype {
@@ -80,6 +82,12 @@ macro_rules! with_dtype {
                 match s {
                     CpuStorage::$variant(v) => Some(v),
                     _ => None,
+                }
+            }
+            fn unwrap_storage(s: CpuStorage) -> std::result::Result<Vec<Self>, CpuStorage> {
+                match s {
+                    CpuStorage::$variant(v) => Ok(v),
+                    other => Err(other),
                 }
             }
         }

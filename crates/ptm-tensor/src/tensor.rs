@@ -396,6 +396,50 @@ impl Tensor {
         self.to_vec::<T>().map(std::borrow::Cow::Owned)
     }
 
+    /// Takes this tensor's elements without copying them when nothing else can see them: a CPU
+    /// tensor of dtype `T`, in one contiguous block that is its whole storage, whose storage no
+    /// other tensor (clone, view, variable handle, autograd graph) shares. Otherwise gives the
+    /// tensor back unchanged, and the caller copies (see [`Tensor::to_vec`]).
+    ///
+    /// This is how an optimizer updates a parameter in place without breaking value semantics:
+    /// a buffer only one handle reaches can change without anyone observing it.
+    pub fn try_unwrap_vec<T: WithDType>(self) -> std::result::Result<Vec<T>, Tensor> {
+        let l = &self.0.layout;
+        let whole = l.is_contiguous()
+            && l.offset() == 0
+            && self.0.storage.len() == l.shape().elem_count()
+            && self.dtype() == T::DTYPE
+            && matches!(&*self.0.storage, Storage::Cpu(_));
+        if !whole || Arc::strong_count(&self.0.storage) != 1 {
+            return Err(self);
+        }
+        let inner = Arc::try_unwrap(self.0).map_err(Tensor)?;
+        let Inner {
+            id,
+            storage,
+            layout,
+            op,
+            is_variable,
+        } = inner;
+        let rebuild = |storage| {
+            Tensor(Arc::new(Inner {
+                id,
+                storage,
+                layout,
+                op,
+                is_variable,
+            }))
+        };
+        match Arc::try_unwrap(storage) {
+            Ok(Storage::Cpu(s)) => {
+                T::unwrap_storage(s).map_err(|s| rebuild(Arc::new(Storage::Cpu(s))))
+            }
+            #[cfg(feature = "cuda")]
+            Ok(other) => Err(rebuild(Arc::new(other))),
+            Err(shared) => Err(rebuild(shared)),
+        }
+    }
+
     /// The elements of a rank-2 tensor as rows.
     pub fn to_vec2<T: WithDType>(&self) -> Result<Vec<Vec<T>>> {
         let (_, c) = self.shape().dims2("to_vec2")?;

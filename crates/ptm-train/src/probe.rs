@@ -120,6 +120,7 @@ pub fn fit_linear_probe(
             });
         }
         let grads = loss.backward()?;
+        drop(loss); // the graph holds the weights; without it the step updates them in place
         opt.step(&grads)?;
     }
     let final_loss = {

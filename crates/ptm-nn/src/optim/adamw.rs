@@ -1,6 +1,6 @@
 //! AdamW with PyTorch's decoupled weight decay and per-parameter step counts.
 
-use super::{non_negative, read_param, state_step, state_vec, write_param, Optimizer};
+use super::{gradient, non_negative, state_step, state_vec, Optimizer};
 use crate::error::{invalid, Result};
 use crate::param::Param;
 use ptm_tensor::{Device, GradStore, Tensor};
@@ -129,12 +129,15 @@ impl Optimizer for AdamW {
                 s.on_device = Some((m, v));
                 continue;
             }
-            let Some((mut p, g)) = read_param(&s.name, &s.param, grads)? else {
+            drop(t); // so that the update can happen in place
+            let Some(g) = gradient(&s.name, &s.param, grads)? else {
                 continue;
             };
+            let g = g.values::<f32>()?;
             s.step += 1;
-            ptm_cpu::optim::adamw_step(&mut p, &g.values::<f32>()?, &mut s.m, &mut s.v, &h, s.step);
-            write_param(&s.param, p)?;
+            let (m, v, step) = (&mut s.m, &mut s.v, s.step);
+            s.param
+                .update_f32(|p| ptm_cpu::optim::adamw_step(p, &g, m, v, &h, step))?;
         }
         Ok(())
     }

@@ -31,9 +31,10 @@ fn non_negative(v: f64) -> bool {
     v.is_finite() && v >= 0.0
 }
 
-/// A parameter's current value (a copy the update writes into) and its gradient as f32 (a
-/// tensor whose values are read in place, not copied), or `None` without a gradient.
-fn read_param(name: &str, p: &Param, grads: &GradStore) -> Result<Option<(Vec<f32>, Tensor)>> {
+/// The f32 gradient of an f32 parameter (a tensor whose values are read in place, not copied), or
+/// `None` without a gradient. The parameter itself is then changed through [`Param::update_f32`],
+/// in place when the caller has dropped the graph.
+fn gradient(name: &str, p: &Param, grads: &GradStore) -> Result<Option<Tensor>> {
     let t = p.tensor();
     let Some(g) = grads.get(&t) else {
         return Ok(None);
@@ -47,13 +48,7 @@ fn read_param(name: &str, p: &Param, grads: &GradStore) -> Result<Option<(Vec<f3
             ),
         ));
     }
-    Ok(Some((t.to_vec::<f32>()?, g.to_dtype(DType::F32)?)))
-}
-
-/// Writes updated values back into the parameter, on the device it lives on.
-fn write_param(p: &Param, values: Vec<f32>) -> Result<()> {
-    let t = p.tensor();
-    p.set(Tensor::from_vec(values, t.dims(), &t.device())?)
+    Ok(Some(g.to_dtype(DType::F32)?))
 }
 
 /// Reads `name` from a saved state as f32 values of `len` elements.

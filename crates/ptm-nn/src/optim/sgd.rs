@@ -1,6 +1,6 @@
 //! Stochastic gradient descent with optional momentum and L2 weight decay (PyTorch's `SGD`).
 
-use super::{non_negative, read_param, state_step, state_vec, write_param, Optimizer};
+use super::{gradient, non_negative, state_step, state_vec, Optimizer};
 use crate::error::{invalid, Result};
 use crate::param::Param;
 use ptm_tensor::{Device, GradStore, Tensor};
@@ -95,15 +95,18 @@ impl Optimizer for Sgd {
                 s.on_device = buf;
                 continue;
             }
-            let Some((mut p, g)) = read_param(&s.name, &s.param, grads)? else {
+            drop(t); // so that the update can happen in place
+            let Some(g) = gradient(&s.name, &s.param, grads)? else {
                 continue;
             };
-            if s.buf.len() != p.len() {
-                s.buf = vec![0.0; p.len()];
+            let g = g.values::<f32>()?;
+            if s.buf.len() != g.len() {
+                s.buf = vec![0.0; g.len()];
             }
-            ptm_cpu::optim::sgd_step(&mut p, &g.values::<f32>()?, &mut s.buf, &h, s.steps == 0);
+            let (buf, first) = (&mut s.buf, s.steps == 0);
+            s.param
+                .update_f32(|p| ptm_cpu::optim::sgd_step(p, &g, buf, &h, first))?;
             s.steps += 1;
-            write_param(&s.param, p)?;
         }
         Ok(())
     }
