@@ -532,6 +532,9 @@ fn print_peft_report(m: &ptm_train::recipes::gpt2_peft::PeftMetrics) {
 }
 
 fn main() -> ExitCode {
+    // Training steps free and reallocate the same large buffers; keep them in the process
+    // instead of faulting fresh pages in every step (see ptm_cpu::memory).
+    ptm_cpu::memory::keep_freed_memory();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -34,6 +34,7 @@ pub mod gelu;
 pub mod isa;
 pub mod layer_norm;
 pub mod matmul;
+pub mod memory;
 pub mod optim;
 pub mod parallel;
 pub mod rows;
