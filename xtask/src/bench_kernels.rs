@@ -233,7 +233,8 @@ fn run_rows(threads: usize, quick: bool, only: &[String], out: &mut Vec<Record>)
         )];
         measure(&row, threads, &mut cands, rounds, min_sample, only, out);
     }
-    // matmul: square sizes, then GPT-2 small's products at 512 tokens (M, K, N).
+    // matmul: square sizes, then GPT-2 small's products at 512 tokens (M, K, N); the last, with
+    // the vocabulary as k, is the backward of the vocabulary projection (dhidden = dlogits · W).
     let mut shapes: Vec<(usize, usize, usize)> = [64, 128, 256, 512, 1024, 2048]
         .iter()
         .map(|&s| (s, s, s))
@@ -243,6 +244,7 @@ fn run_rows(threads: usize, quick: bool, only: &[String], out: &mut Vec<Record>)
         (512, 768, 3072),
         (512, 3072, 768),
         (512, 768, 50257),
+        (512, 50257, 768),
     ]);
     if quick {
         shapes.retain(|&(m, k, n)| m * k * n <= 512 * 768 * 3072);

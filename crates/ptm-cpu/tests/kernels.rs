@@ -177,59 +177,62 @@ fn matmul_reads_a_row_major_view_in_place() {
 }
 
 /// A k deeper than two of the driver's k slices (KC = 768 steps, the last one partial), with row
-/// and column edges, on every path, A read transposed too: each slice after the first accumulates
-/// into C, over a NaN-poisoned C (beta 0) and a filled one (beta 1).
+/// and column edges, on every path, A and B each read transposed too: each slice after the first
+/// accumulates into C, over a NaN-poisoned C (beta 0) and a filled one (beta 1).
 #[test]
 fn matmul_deeper_than_a_k_slice() {
     let (m, n, k) = (100, 300, 1700);
     let (a, b) = (data(m * k, 21), data(k * n, 22));
-    let b32: Vec<f32> = b.iter().map(|&x| x as f32).collect();
-    for ta in [false, true] {
-        // A transposed: stored k × m, read with unit row stride.
-        let (a_store, ma) = if ta {
-            let t: Vec<f64> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect();
-            (t, (1, m))
+    // A `rows × cols` row-major matrix stored as is, or transposed (cols × rows) and read with
+    // unit row stride.
+    let store = |x: &[f64], rows: usize, cols: usize, t: bool| -> (Vec<f64>, (usize, usize)) {
+        if t {
+            let s = (0..rows * cols)
+                .map(|i| x[(i % rows) * cols + i / rows])
+                .collect();
+            (s, (1, rows))
         } else {
-            (a.clone(), (k, 1))
-        };
-        let a32: Vec<f32> = a_store.iter().map(|&x| x as f32).collect();
-        let mat = MatRef {
-            data: &a_store[..],
+            (x.to_vec(), (cols, 1))
+        }
+    };
+    fn at<T: Copy>(data: &[T], (row_stride, col_stride): (usize, usize)) -> MatRef<'_, T> {
+        MatRef {
+            data,
             offset: 0,
-            row_stride: ma.0,
-            col_stride: ma.1,
-        };
+            row_stride,
+            col_stride,
+        }
+    }
+    let narrow = |x: &[f64]| -> Vec<f32> { x.iter().map(|&v| v as f32).collect() };
+    for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+        let (a_store, sa) = store(&a, m, k, ta);
+        let (b_store, sb) = store(&b, k, n, tb);
+        let (a32, b32) = (narrow(&a_store), narrow(&b_store));
         for beta in [0.0, 1.0] {
             let init = data(m * n, 23);
             let mut want = init.clone();
-            matmul_naive(m, n, k, mat, MatRef::row_major(&b, n), &mut want, beta);
+            matmul_naive(
+                m,
+                n,
+                k,
+                at(&a_store[..], sa),
+                at(&b_store[..], sb),
+                &mut want,
+                beta,
+            );
             for isa in Isa::available() {
                 let mut got: Vec<f32> = if beta == 1.0 {
                     init.iter().map(|&x| x as f32).collect()
                 } else {
                     vec![f32::NAN; m * n]
                 };
-                let a_ref = MatRef {
-                    data: &a32[..],
-                    offset: 0,
-                    row_stride: ma.0,
-                    col_stride: ma.1,
-                };
-                matmul_isa(
-                    isa,
-                    m,
-                    n,
-                    k,
-                    a_ref,
-                    MatRef::row_major(&b32, n),
-                    &mut got,
-                    beta as f32,
-                );
+                let (a_ref, b_ref) = (at(&a32[..], sa), at(&b32[..], sb));
+                matmul_isa(isa, m, n, k, a_ref, b_ref, &mut got, beta as f32);
                 for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                     // f32 sums of 1700 products of values in [-1, 1].
                     assert!(
                         (*g as f64 - w).abs() <= 1e-6 * (k as f64 + 1.0),
-                        "{isa:?} transposed A {ta} beta {beta} at {i}: {g} vs {w}"
+                        "{isa:?} transposed A {ta} B {tb} beta {beta} at {i}: {g} vs {w}"
                     );
                 }
             }

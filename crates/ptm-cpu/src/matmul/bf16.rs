@@ -66,14 +66,16 @@ pub fn matmul_bf16(
                 |i, p| a.at(i, p),
             )
         };
-        let pack_b = |out: &mut Vec<u32>, s0: usize, ns: usize| {
-            let off = b.offset + s0 * b.col_stride;
+        let pack_b = |out: &mut Vec<u32>, (s0, ns): (usize, usize), (p0, kc): (usize, usize)| {
+            // Steps are pairs of k; a slice starts at an even k (KC is even).
+            let (k0, depth) = (2 * p0, (2 * kc).min(k - 2 * p0));
+            let off = b.offset + s0 * b.col_stride + k0 * b.row_stride;
             pack_pairs(
                 out,
                 ns,
-                k,
+                depth,
                 K::NR,
-                |j| (b.row_stride == 1).then(|| &b.data[off + j * b.col_stride..][..k]),
+                |j| (b.row_stride == 1).then(|| &b.data[off + j * b.col_stride..][..depth]),
                 |j, p, w| (b.col_stride == 1).then(|| &b.data[off + p * b.row_stride + j..][..w]),
                 |j, p| b.data[off + p * b.row_stride + j * b.col_stride],
             )

@@ -358,14 +358,14 @@ pub(crate) unsafe fn gemm<K: MicroKernel<Packed = f32>>(
             pack_a(out, m, k, K::MR, a)
         }
     };
-    let pack_b_fn = |out: &mut Vec<f32>, s0: usize, ns: usize| {
+    let pack_b_fn = |out: &mut Vec<f32>, (s0, ns): (usize, usize), (p0, kc): (usize, usize)| {
         let slab = MatRef {
             data: b.data,
-            offset: b.offset + s0 * b.col_stride,
+            offset: b.offset + s0 * b.col_stride + p0 * b.row_stride,
             row_stride: b.row_stride,
             col_stride: b.col_stride,
         };
-        pack_b(out, k, ns, K::NR, &slab)
+        pack_b(out, kc, ns, K::NR, &slab)
     };
     // SAFETY: forwarded to the caller; `in_place` covers A's m×k elements (asserted above), and
     // the packer fills the panels it is not read for.
@@ -373,15 +373,16 @@ pub(crate) unsafe fn gemm<K: MicroKernel<Packed = f32>>(
 }
 
 /// The loop nest over packed panels: A packed once (`steps` packed steps deep) or read in place, B
-/// packed one slab of columns at a time, blocks of C in parallel, `KC` steps per pass.
+/// packed one slab of columns and one slice of `KC` steps at a time, blocks of C in parallel.
 ///
 /// `a` is the A packer and, when A is read in place, where it lies: the packer then packs only
-/// the last, partial row panel (none when MR divides m).
+/// the last, partial row panel (none when MR divides m). `pack_b_fn(out, (s0, ns), (p0, kc))`
+/// packs columns `s0..s0+ns` of B, steps `p0..p0+kc`, as panels of `kc·NR`.
 ///
 /// # Safety
 /// The CPU must support `K`'s instruction set, and the packers must fill panels as `K` reads them
-/// (`steps·MR` per A panel, `steps·NR` per B panel, zero-padded); an in-place A must hold its
-/// `m × steps` elements at its row stride.
+/// (`steps·MR` per A panel, `kc·NR` per B panel of a slice, zero-padded); an in-place A must hold
+/// its `m × steps` elements at its row stride.
 pub(crate) unsafe fn drive<K: MicroKernel>(
     m: usize,
     n: usize,
@@ -390,7 +391,7 @@ pub(crate) unsafe fn drive<K: MicroKernel>(
         impl FnOnce(&mut Vec<K::Packed>),
         Option<InPlace<'_, K::Packed>>,
     ),
-    pack_b_fn: impl Fn(&mut Vec<K::Packed>, usize, usize),
+    pack_b_fn: impl Fn(&mut Vec<K::Packed>, (usize, usize), (usize, usize)),
     c: &mut [f32],
     overwrite: bool,
 ) {
@@ -435,11 +436,12 @@ pub(crate) unsafe fn drive<K: MicroKernel>(
         }
     };
     let out = OutPtr(c.as_mut_ptr());
-    // B is packed one slab of columns at a time: the packed copy of a vocabulary-wide operand
-    // (768 × 50 257) would otherwise add its whole size to the process's peak memory.
+    // B is packed one slab of columns and one slice of k at a time, at most SLAB × KC values
+    // (12 MiB): packing a deep operand whole (the 50 257 × 768 weight that the vocabulary
+    // projection's backward reads) wrote 154 MB only to read it back from memory once per row
+    // block. Each slice is then one parallel pass over the blocks of C.
     for s0 in (0..n).step_by(SLAB) {
         let ns = SLAB.min(n - s0);
-        pack_b_fn(&mut bp, s0, ns);
         let parallel = m * ns * steps >= PARALLEL_WORK;
         let threads = if parallel {
             rayon::current_num_threads()
@@ -447,55 +449,55 @@ pub(crate) unsafe fn drive<K: MicroKernel>(
             1
         };
         let blocks = blocks(m.div_ceil(mr), ns.div_ceil(nr), (mr, nr), threads);
-        let run_block = |b: &Block| {
-            let (i0, j0) = (b.row_panels.0 * mr, b.col_panels.0 * nr);
-            let (mc, nc) = (
-                (b.row_panels.1 * mr).min(m - i0),
-                (b.col_panels.1 * nr).min(ns - j0),
-            );
-            let mut scratch = [0.0f32; MAX_TILE];
-            for p0 in (0..steps).step_by(KC) {
-                let kc = KC.min(steps - p0);
-                let store = overwrite && p0 == 0;
+        for p0 in (0..steps).step_by(KC) {
+            let kc = KC.min(steps - p0);
+            let store = overwrite && p0 == 0;
+            pack_b_fn(&mut bp, (s0, ns), (p0, kc));
+            let bp = &bp;
+            let run_block = |b: &Block| {
+                let (i0, j0) = (b.row_panels.0 * mr, b.col_panels.0 * nr);
+                let (mc, nc) = (
+                    (b.row_panels.1 * mr).min(m - i0),
+                    (b.col_panels.1 * nr).min(ns - j0),
+                );
+                let mut scratch = [0.0f32; MAX_TILE];
                 for (jr, ir) in (0..nc)
                     .step_by(nr)
                     .flat_map(|jr| (0..mc).step_by(mr).map(move |ir| (jr, ir)))
                 {
                     let a_rows = a_rows_at((i0 + ir) / mr, p0, kc);
-                    {
-                        let b_panel = &bp[((j0 + jr) / nr * steps + p0) * nr..][..kc * nr];
-                        let (rows, cols) = (mr.min(mc - ir), nr.min(nc - jr));
-                        // SAFETY: the tile's top-left element (i0+ir, s0+j0+jr) lies inside C.
-                        let tile = unsafe { out.at((i0 + ir) * n + s0 + j0 + jr) };
-                        if rows == mr && cols == nr {
-                            // SAFETY: panels hold kc·MR and kc·NR values; the full tile is inside
-                            // C (rows and cols fit) and belongs to this task alone; the ISA was
-                            // checked by our caller.
-                            unsafe { K::run(kc, a_rows, b_panel.as_ptr(), tile, n, store) };
-                        } else {
-                            // SAFETY: as above, with the scratch tile (MR×NR, row stride NR) as
-                            // output.
-                            unsafe {
-                                K::run(kc, a_rows, b_panel.as_ptr(), scratch.as_mut_ptr(), nr, true)
-                            };
-                            for r in 0..rows {
-                                for j in 0..cols {
-                                    // SAFETY: (r, j) is within the valid part of this task's tile.
-                                    unsafe {
-                                        let dst = tile.add(r * n + j);
-                                        *dst = if store { 0.0 } else { *dst } + scratch[r * nr + j];
-                                    }
+                    let b_panel = &bp[(j0 + jr) / nr * kc * nr..][..kc * nr];
+                    let (rows, cols) = (mr.min(mc - ir), nr.min(nc - jr));
+                    // SAFETY: the tile's top-left element (i0+ir, s0+j0+jr) lies inside C.
+                    let tile = unsafe { out.at((i0 + ir) * n + s0 + j0 + jr) };
+                    if rows == mr && cols == nr {
+                        // SAFETY: panels hold kc·MR and kc·NR values; the full tile is inside C
+                        // (rows and cols fit) and belongs to this task alone; the ISA was checked
+                        // by our caller.
+                        unsafe { K::run(kc, a_rows, b_panel.as_ptr(), tile, n, store) };
+                    } else {
+                        // SAFETY: as above, with the scratch tile (MR×NR, row stride NR) as
+                        // output.
+                        unsafe {
+                            K::run(kc, a_rows, b_panel.as_ptr(), scratch.as_mut_ptr(), nr, true)
+                        };
+                        for r in 0..rows {
+                            for j in 0..cols {
+                                // SAFETY: (r, j) is within the valid part of this task's tile.
+                                unsafe {
+                                    let dst = tile.add(r * n + j);
+                                    *dst = if store { 0.0 } else { *dst } + scratch[r * nr + j];
                                 }
                             }
                         }
                     }
                 }
+            };
+            if parallel && blocks.len() > 1 {
+                blocks.par_iter().for_each(run_block);
+            } else {
+                blocks.iter().for_each(run_block);
             }
-        };
-        if parallel && blocks.len() > 1 {
-            blocks.par_iter().for_each(run_block);
-        } else {
-            blocks.iter().for_each(run_block);
         }
     }
     give_back(slot_a, ap);
