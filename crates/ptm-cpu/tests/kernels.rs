@@ -178,10 +178,17 @@ fn matmul_reads_a_row_major_view_in_place() {
 
 /// A k deeper than two of the driver's k slices (KC = 768 steps, the last one partial), with row
 /// and column edges, on every path, A and B each read transposed too: each slice after the first
-/// accumulates into C, over a NaN-poisoned C (beta 0) and a filled one (beta 1).
+/// accumulates into C, over a NaN-poisoned C (beta 0) and a filled one (beta 1). With m = 13 the
+/// transposed A is small enough to be read in place, with m = 100 it is packed.
 #[test]
 fn matmul_deeper_than_a_k_slice() {
-    let (m, n, k) = (100, 300, 1700);
+    for m in [100, 13] {
+        deeper_than_a_k_slice(m);
+    }
+}
+
+fn deeper_than_a_k_slice(m: usize) {
+    let (n, k) = (300, 1700);
     let (a, b) = (data(m * k, 21), data(k * n, 22));
     // A `rows × cols` row-major matrix stored as is, or transposed (cols × rows) and read with
     // unit row stride.
@@ -232,7 +239,64 @@ fn matmul_deeper_than_a_k_slice() {
                     // f32 sums of 1700 products of values in [-1, 1].
                     assert!(
                         (*g as f64 - w).abs() <= 1e-6 * (k as f64 + 1.0),
-                        "{isa:?} transposed A {ta} B {tb} beta {beta} at {i}: {g} vs {w}"
+                        "{isa:?} m {m} transposed A {ta} B {tb} beta {beta} at {i}: {g} vs {w}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A row-major B read in place at its row stride: exactly one micro-kernel panel wide (16 columns
+/// for AVX2, 64 for AVX-512: an attention head's V at d = 64), contiguous or the first columns of
+/// a wider, offset matrix; or small and padded so that its last panel's full width is readable
+/// (a head's transposed keys); the unpadded one is packed. k crosses the driver's slices where
+/// the size allows, m its row edges; beta 0 over NaN and beta 1.
+#[test]
+fn matmul_reads_small_b_in_place() {
+    // (n, k, row stride, offset, padding after the last row)
+    let cases = [
+        (16, 1700, 16, 0, 0),
+        (64, 1700, 64, 0, 0),
+        (64, 1700, 83, 7, 0),
+        (30, 1700, 40, 3, 64),
+        (100, 300, 128, 5, 64),
+        (100, 300, 100, 0, 0),
+    ];
+    let m = 100;
+    for (n, k, row_stride, offset, pad) in cases {
+        let a = data(m * k, 31);
+        let a32: Vec<f32> = a.iter().map(|&x| x as f32).collect();
+        let b = data(offset + k * row_stride + pad, 32);
+        let b32: Vec<f32> = b.iter().map(|&x| x as f32).collect();
+        let b64 = MatRef {
+            data: &b[..],
+            offset,
+            row_stride,
+            col_stride: 1,
+        };
+        for beta in [0.0, 1.0] {
+            let init = data(m * n, 33);
+            let mut want = init.clone();
+            matmul_naive(m, n, k, MatRef::row_major(&a, k), b64, &mut want, beta);
+            for isa in Isa::available() {
+                let mut got: Vec<f32> = if beta == 1.0 {
+                    init.iter().map(|&x| x as f32).collect()
+                } else {
+                    vec![f32::NAN; m * n]
+                };
+                let br = MatRef {
+                    data: &b32[..],
+                    offset,
+                    row_stride,
+                    col_stride: 1,
+                };
+                let ar = MatRef::row_major(&a32[..], k);
+                matmul_isa(isa, m, n, k, ar, br, &mut got, beta as f32);
+                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        (*g as f64 - w).abs() <= 1e-6 * (k as f64 + 1.0),
+                        "{isa:?} n {n} k {k} row stride {row_stride} beta {beta} at {i}: {g} vs {w}"
                     );
                 }
             }

@@ -82,7 +82,9 @@ pub fn matmul_bf16(
         };
         // SAFETY: `bf16_dot_available` checked AVX-512F and AVX-512 BF16; `pack_pairs` fills
         // `steps·MR` (`steps·NR`) pairs per panel, zero-padded, as the kernel reads them.
-        unsafe { super::pack::drive::<K>(m, n, steps, (pack_a, None), pack_b, c, overwrite) }
+        unsafe {
+            super::pack::drive::<K>(m, n, steps, (pack_a, None), (pack_b, None), c, overwrite)
+        }
     }
 }
 

@@ -33,14 +33,15 @@ pub(crate) trait MicroKernel {
     const NR: usize;
 
     /// # Safety
-    /// `a` must be readable at every (row < MR, step < `steps`) and `b` for `steps·NR` packed
-    /// elements; `c` must be writable for `MR` rows of `NR` f32s spaced `ldc` apart, not aliased
-    /// by anything else during the call; and the CPU must support the kernel's instruction set.
-    /// With `overwrite` the tile is stored without reading C first (C may hold garbage).
+    /// `a` must be readable at every (row < MR, step < `steps`) and `b` for NR elements at every
+    /// step < `steps`; `c` must be writable for `MR` rows of `NR` f32s spaced `ldc` apart, not
+    /// aliased by anything else during the call; and the CPU must support the kernel's
+    /// instruction set. With `overwrite` the tile is stored without reading C first (C may hold
+    /// garbage).
     unsafe fn run(
         steps: usize,
         a: ARows<Self::Packed>,
-        b: *const Self::Packed,
+        b: BSteps<Self::Packed>,
         c: *mut f32,
         ldc: usize,
         overwrite: bool,
@@ -65,13 +66,22 @@ impl<P> ARows<P> {
     }
 }
 
-/// A row-major operand the micro-kernels read in place: its elements, the first one's offset and
-/// its row stride (the column stride is 1).
+/// Where a micro-kernel reads its NR columns of B: step p's values at `ptr + p·step`. A packed
+/// panel has `step` NR; a row-major B exactly NR columns wide read in place has its row stride.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BSteps<P> {
+    pub(crate) ptr: *const P,
+    pub(crate) step: usize,
+}
+
+/// An operand the micro-kernels read in place: its elements, the first one's offset and its
+/// strides (a B read in place has column stride 1).
 #[derive(Clone, Copy)]
 pub(crate) struct InPlace<'a, P> {
     pub(crate) data: &'a [P],
     pub(crate) offset: usize,
     pub(crate) row_stride: usize,
+    pub(crate) col_stride: usize,
 }
 
 /// A packed panel element, with per-thread buffers kept between calls.
@@ -104,6 +114,11 @@ const NC: usize = 256;
 const SLAB: usize = 16 * NC;
 /// The largest register tile of any kernel (6×64), the size of the edge tiles' scratch.
 const MAX_TILE: usize = 6 * 64;
+/// A transposed A of at most this many elements (256 KiB of f32, a quarter of L2) is read in
+/// place rather than packed.
+const SMALL_TRANSPOSED_A: usize = 1 << 16;
+/// A row-major B of at most this many elements is read in place when its padding allows.
+const SMALL_B: usize = 1 << 16;
 /// Below this many multiply-adds a product runs on the calling thread.
 const PARALLEL_WORK: usize = super::SMALL_PRODUCT;
 
@@ -329,20 +344,25 @@ pub(crate) unsafe fn gemm<K: MicroKernel<Packed = f32>>(
 ) {
     // A row-major A (unit column stride: activations, the common case) is read in place, each of
     // a tile's six rows a sequential stream; only its last, partial row panel is packed (the
-    // kernel reads whole panels). Packing it all cost 5–10 % of a GPT-2 product. Other layouts
-    // are packed whole.
+    // kernel reads whole panels). Packing it all cost 5–10 % of a GPT-2 product. A transposed A
+    // small enough to stay in L2 (an attention block's weights, 512 × 64) is read in place too:
+    // each step's six values are adjacent, as in a packed panel, only further apart. Other
+    // layouts are packed whole.
     let full = m / K::MR;
-    let in_place = (a.col_stride == 1 && m > 0 && k > 0).then(|| {
+    let small_transposed = a.row_stride == 1 && m.saturating_mul(k) <= SMALL_TRANSPOSED_A;
+    let in_place = ((a.col_stride == 1 || small_transposed) && m > 0 && k > 0).then(|| {
         assert!(
-            a.offset + (m - 1) * a.row_stride + k <= a.data.len(),
-            "gemm: A ({m}×{k}, row stride {}) overruns its {} elements",
+            a.offset + (m - 1) * a.row_stride + (k - 1) * a.col_stride < a.data.len(),
+            "gemm: A ({m}×{k}, strides {} and {}) overruns its {} elements",
             a.row_stride,
+            a.col_stride,
             a.data.len()
         );
         InPlace {
             data: a.data,
             offset: a.offset,
             row_stride: a.row_stride,
+            col_stride: a.col_stride,
         }
     });
     let pack_a_fn = |out: &mut Vec<f32>| {
@@ -358,6 +378,27 @@ pub(crate) unsafe fn gemm<K: MicroKernel<Packed = f32>>(
             pack_a(out, m, k, K::MR, a)
         }
     };
+    // A row-major B is read in place, each step's NR values at the row stride, when it is exactly
+    // one panel wide (an attention head's V, K or Q at d = 64 under the AVX-512 kernel), or small
+    // enough to stay in L2 (a head's transposed keys, 64 × 512) and padded so that its last
+    // panel's whole width can be read. Larger operands are packed: read in place, their rows lie
+    // far apart.
+    let panels_end = b.offset + k.saturating_sub(1) * b.row_stride + n.div_ceil(K::NR) * K::NR;
+    let b_fits = n == K::NR || (k.saturating_mul(n) <= SMALL_B && panels_end <= b.data.len());
+    let b_in_place = (b.col_stride == 1 && b_fits && k > 0).then(|| {
+        assert!(
+            b.offset + (k - 1) * b.row_stride + n <= b.data.len(),
+            "gemm: B ({k}×{n}, row stride {}) overruns its {} elements",
+            b.row_stride,
+            b.data.len()
+        );
+        InPlace {
+            data: b.data,
+            offset: b.offset,
+            row_stride: b.row_stride,
+            col_stride: 1,
+        }
+    });
     let pack_b_fn = |out: &mut Vec<f32>, (s0, ns): (usize, usize), (p0, kc): (usize, usize)| {
         let slab = MatRef {
             data: b.data,
@@ -367,9 +408,20 @@ pub(crate) unsafe fn gemm<K: MicroKernel<Packed = f32>>(
         };
         pack_b(out, kc, ns, K::NR, &slab)
     };
-    // SAFETY: forwarded to the caller; `in_place` covers A's m×k elements (asserted above), and
-    // the packer fills the panels it is not read for.
-    unsafe { drive::<K>(m, n, k, (pack_a_fn, in_place), pack_b_fn, c, overwrite) }
+    // SAFETY: forwarded to the caller; `in_place` covers A's m×k elements (asserted above),
+    // `drive` bounds-checks every panel of an in-place B, and the packers fill the panels that are
+    // not read in place.
+    unsafe {
+        drive::<K>(
+            m,
+            n,
+            k,
+            (pack_a_fn, in_place),
+            (pack_b_fn, b_in_place),
+            c,
+            overwrite,
+        )
+    }
 }
 
 /// The loop nest over packed panels: A packed once (`steps` packed steps deep) or read in place, B
@@ -382,7 +434,8 @@ pub(crate) unsafe fn gemm<K: MicroKernel<Packed = f32>>(
 /// # Safety
 /// The CPU must support `K`'s instruction set, and the packers must fill panels as `K` reads them
 /// (`steps·MR` per A panel, `kc·NR` per B panel of a slice, zero-padded); an in-place A must hold
-/// its `m × steps` elements at its row stride.
+/// its `m × steps` elements at its row stride. An in-place B (`pack_b_fn` is then never called) is
+/// bounds-checked here, panel by panel.
 pub(crate) unsafe fn drive<K: MicroKernel>(
     m: usize,
     n: usize,
@@ -391,7 +444,10 @@ pub(crate) unsafe fn drive<K: MicroKernel>(
         impl FnOnce(&mut Vec<K::Packed>),
         Option<InPlace<'_, K::Packed>>,
     ),
-    pack_b_fn: impl Fn(&mut Vec<K::Packed>, (usize, usize), (usize, usize)),
+    (pack_b_fn, b_in_place): (
+        impl Fn(&mut Vec<K::Packed>, (usize, usize), (usize, usize)),
+        Option<InPlace<'_, K::Packed>>,
+    ),
     c: &mut [f32],
     overwrite: bool,
 ) {
@@ -416,13 +472,13 @@ pub(crate) unsafe fn drive<K: MicroKernel>(
     let a_rows_at = |q: usize, p0: usize, kc: usize| -> ARows<K::Packed> {
         match a_in_place {
             Some(a) if q < in_place_panels => {
-                let start = a.offset + q * mr * a.row_stride + p0;
+                let start = a.offset + q * mr * a.row_stride + p0 * a.col_stride;
                 // The panel's last element read, bounds-checked once here.
-                let _ = a.data[start + (mr - 1) * a.row_stride + kc - 1];
+                let _ = a.data[start + (mr - 1) * a.row_stride + (kc - 1) * a.col_stride];
                 ARows {
                     ptr: a.data[start..].as_ptr(),
                     row: a.row_stride,
-                    step: 1,
+                    step: a.col_stride,
                 }
             }
             _ => {
@@ -452,8 +508,28 @@ pub(crate) unsafe fn drive<K: MicroKernel>(
         for p0 in (0..steps).step_by(KC) {
             let kc = KC.min(steps - p0);
             let store = overwrite && p0 == 0;
-            pack_b_fn(&mut bp, (s0, ns), (p0, kc));
+            if b_in_place.is_none() {
+                pack_b_fn(&mut bp, (s0, ns), (p0, kc));
+            }
             let bp = &bp;
+            // Column panel q's steps p0..p0+kc: in place, or packed.
+            let b_steps_at = |q: usize| -> BSteps<K::Packed> {
+                match b_in_place {
+                    Some(b) => {
+                        let start = b.offset + s0 + q * nr + p0 * b.row_stride;
+                        // The panel's last element read, bounds-checked once here.
+                        let _ = b.data[start + (kc - 1) * b.row_stride + nr - 1];
+                        BSteps {
+                            ptr: b.data[start..].as_ptr(),
+                            step: b.row_stride,
+                        }
+                    }
+                    None => BSteps {
+                        ptr: bp[q * kc * nr..][..kc * nr].as_ptr(),
+                        step: nr,
+                    },
+                }
+            };
             let run_block = |b: &Block| {
                 let (i0, j0) = (b.row_panels.0 * mr, b.col_panels.0 * nr);
                 let (mc, nc) = (
@@ -466,21 +542,19 @@ pub(crate) unsafe fn drive<K: MicroKernel>(
                     .flat_map(|jr| (0..mc).step_by(mr).map(move |ir| (jr, ir)))
                 {
                     let a_rows = a_rows_at((i0 + ir) / mr, p0, kc);
-                    let b_panel = &bp[(j0 + jr) / nr * kc * nr..][..kc * nr];
+                    let b_steps = b_steps_at((j0 + jr) / nr);
                     let (rows, cols) = (mr.min(mc - ir), nr.min(nc - jr));
                     // SAFETY: the tile's top-left element (i0+ir, s0+j0+jr) lies inside C.
                     let tile = unsafe { out.at((i0 + ir) * n + s0 + j0 + jr) };
                     if rows == mr && cols == nr {
-                        // SAFETY: panels hold kc·MR and kc·NR values; the full tile is inside C
-                        // (rows and cols fit) and belongs to this task alone; the ISA was checked
-                        // by our caller.
-                        unsafe { K::run(kc, a_rows, b_panel.as_ptr(), tile, n, store) };
+                        // SAFETY: A's rows and B's steps hold kc steps (bounds-checked where
+                        // they were made); the full tile is inside C (rows and cols fit) and
+                        // belongs to this task alone; the ISA was checked by our caller.
+                        unsafe { K::run(kc, a_rows, b_steps, tile, n, store) };
                     } else {
                         // SAFETY: as above, with the scratch tile (MR×NR, row stride NR) as
                         // output.
-                        unsafe {
-                            K::run(kc, a_rows, b_panel.as_ptr(), scratch.as_mut_ptr(), nr, true)
-                        };
+                        unsafe { K::run(kc, a_rows, b_steps, scratch.as_mut_ptr(), nr, true) };
                         for r in 0..rows {
                             for j in 0..cols {
                                 // SAFETY: (r, j) is within the valid part of this task's tile.

@@ -5,7 +5,7 @@
 //! against the NR values of B held in registers; the MR×NR accumulators never leave registers
 //! until the end.
 
-use super::pack::{ARows, MicroKernel};
+use super::pack::{ARows, BSteps, MicroKernel};
 use std::arch::x86_64::*;
 
 /// Requests the C tile's cache lines (`rows` rows of 64 f32, four lines each) into L1 at the start
@@ -36,7 +36,7 @@ impl MicroKernel for Avx512 {
     unsafe fn run(
         k: usize,
         a: ARows<f32>,
-        b: *const f32,
+        b: BSteps<f32>,
         c: *mut f32,
         ldc: usize,
         overwrite: bool,
@@ -51,7 +51,7 @@ impl MicroKernel for Avx512 {
 unsafe fn avx512_6x64(
     k: usize,
     a: ARows<f32>,
-    b: *const f32,
+    b: BSteps<f32>,
     c: *mut f32,
     ldc: usize,
     overwrite: bool,
@@ -61,12 +61,12 @@ unsafe fn avx512_6x64(
         prefetch_tile(c, ldc, 6);
     }
     let rows = a.rows::<6>();
-    // SAFETY: `a` reads k steps of 6 rows and `b` holds k·64 readable f32s; `c` points at 6 rows
+    // SAFETY: `a` reads k steps of 6 rows and `b` 64 readable f32s at each of k steps; `c` points at 6 rows
     // of 64 writable f32s spaced `ldc` apart (the `MicroKernel::run` contract). Unaligned
     // loads/stores are used.
     unsafe {
         for p in 0..k {
-            let bp = b.add(p * 64);
+            let bp = b.ptr.add(p * b.step);
             let bv = [
                 _mm512_loadu_ps(bp),
                 _mm512_loadu_ps(bp.add(16)),
@@ -106,7 +106,7 @@ impl MicroKernel for Avx2 {
     unsafe fn run(
         k: usize,
         a: ARows<f32>,
-        b: *const f32,
+        b: BSteps<f32>,
         c: *mut f32,
         ldc: usize,
         overwrite: bool,
@@ -121,20 +121,21 @@ impl MicroKernel for Avx2 {
 unsafe fn avx2_6x16(
     k: usize,
     a: ARows<f32>,
-    b: *const f32,
+    b: BSteps<f32>,
     c: *mut f32,
     ldc: usize,
     overwrite: bool,
 ) {
     let mut acc = [[_mm256_setzero_ps(); 2]; 6];
     let rows = a.rows::<6>();
-    // SAFETY: `a` reads k steps of 6 rows and `b` holds k·16 readable f32s; `c` points at 6 rows
+    // SAFETY: `a` reads k steps of 6 rows and `b` 16 readable f32s at each of k steps; `c` points at 6 rows
     // of 16 writable f32s spaced `ldc` apart (the `MicroKernel::run` contract). Unaligned
     // loads/stores are used.
     unsafe {
         for p in 0..k {
-            let b0 = _mm256_loadu_ps(b.add(p * 16));
-            let b1 = _mm256_loadu_ps(b.add(p * 16 + 8));
+            let bp = b.ptr.add(p * b.step);
+            let b0 = _mm256_loadu_ps(bp);
+            let b1 = _mm256_loadu_ps(bp.add(8));
             let at = p * a.step;
             for (row, &ar) in acc.iter_mut().zip(&rows) {
                 let ar = _mm256_set1_ps(*ar.add(at));
@@ -169,7 +170,7 @@ impl MicroKernel for Avx512Bf16 {
     unsafe fn run(
         steps: usize,
         a: ARows<u32>,
-        b: *const u32,
+        b: BSteps<u32>,
         c: *mut f32,
         ldc: usize,
         overwrite: bool,
@@ -184,7 +185,7 @@ impl MicroKernel for Avx512Bf16 {
 unsafe fn avx512bf16_6x64(
     steps: usize,
     a: ARows<u32>,
-    b: *const u32,
+    b: BSteps<u32>,
     c: *mut f32,
     ldc: usize,
     overwrite: bool,
@@ -194,13 +195,13 @@ unsafe fn avx512bf16_6x64(
         prefetch_tile(c, ldc, 6);
     }
     let rows = a.rows::<6>();
-    // SAFETY: `a` reads `steps` steps of 6 rows and `b` holds steps·64 readable u32s; `c` points at 6 rows of 64
+    // SAFETY: `a` reads `steps` steps of 6 rows and `b` 64 readable u32s at each step; `c` points at 6 rows of 64
     // writable f32s spaced `ldc` apart (the `MicroKernel::run` contract). Unaligned loads/stores.
     // The transmutes reinterpret 512 bits of packed bf16 pairs as the __m512bh the instruction
     // takes (same size, no invalid bit patterns).
     unsafe {
         for p in 0..steps {
-            let bp = b.add(p * 64);
+            let bp = b.ptr.add(p * b.step);
             let bv: [__m512bh; 4] = [
                 std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(bp as *const _)),
                 std::mem::transmute::<__m512i, __m512bh>(
