@@ -3,11 +3,13 @@
 //! `softmax(q·kᵀ·scale + mask)·v` for every (batch·head): queries are taken in blocks of
 //! [`QUERY_BLOCK`] rows, and a block's scores against the keys it can see (`QUERY_BLOCK × keys`,
 //! in cache) become its weights and then its output, so the `T × T` score matrix is never
-//! stored — memory per thread is `O(QUERY_BLOCK · T)`. Under a causal mask a block stops at the
-//! last key its last query may see, which skips about half the products. The forward keeps each
-//! query's row maximum and `1/Σ exp` (two values per query, not `T`); the backward recomputes the
-//! block's weights from them (as FlashAttention does) and accumulates the key and value
-//! gradients of all blocks of one head, so it runs in parallel across heads.
+//! stored — memory per thread is `O(QUERY_BLOCK · T + D · T)`. Under a causal mask a block stops
+//! at the last key its last query may see, which skips about half the products. The forward keeps
+//! each query's row maximum and `1/Σ exp` (two values per query, not `T`); the backward
+//! recomputes the block's weights from them (as FlashAttention does) and accumulates the key and
+//! value gradients of all blocks of one head. Both run in parallel across heads, each head
+//! transposing its keys (and values, for the backward) once so that every block's products read
+//! their operands in place instead of packing them.
 //!
 //! Masking matches ptm-tensor's composition (and PyTorch's eager attention): a masked score is set
 //! to f32's most negative finite value, so a query whose keys are all masked gets uniform weights
@@ -17,8 +19,9 @@ use crate::element::Float;
 use crate::matmul::{matmul, MatRef};
 use rayon::prelude::*;
 
-/// Query rows per block.
-pub const QUERY_BLOCK: usize = 64;
+/// Query rows per block: a multiple of the micro-kernels' 6 rows (64 left a 4-row edge tile in
+/// every product), small enough that the causal mask's waste on the diagonal blocks stays low.
+pub const QUERY_BLOCK: usize = 48;
 
 /// The sizes of one attention call. `q` is `[batch·heads, tq, d]`; `k` and `v` are
 /// `[batch·heads, tk, d]` with the `prefix` extra keys first (`tk` counts them).
@@ -53,14 +56,24 @@ impl AttentionShape {
         self.tk - self.prefix
     }
 
-    /// Keys a block of queries `i0..i1` needs: all, or up to its last query's causal limit.
-    fn visible(&self, mask: &AttentionMask, i1: usize) -> usize {
-        if mask.causal {
-            let last = i1 - 1 + self.main_keys() - self.tq.min(self.main_keys());
-            (self.prefix + last + 1).min(self.tk)
-        } else {
-            self.tk
+    /// Keys the block of queries `i0..i1` of entry `e` needs: all, or up to its last query's
+    /// causal limit. All of them, too, when a query of the block can see no key at all (every key
+    /// up to its limit padded, as under left padding): its weights are then uniform over every
+    /// key, as in the composition, where the keys past the limit hold the same masked score.
+    fn visible(&self, mask: &AttentionMask, e: usize, (i0, i1): (usize, usize)) -> usize {
+        if !mask.causal {
+            return self.tk;
         }
+        let main = self.main_keys();
+        let limit = |i: usize| i + main - self.tq.min(main);
+        if let (Some(pad), 0) = (mask.key_padding, self.prefix) {
+            let keys = &pad[e / self.heads * main..][..main];
+            let first_seen = keys.iter().position(|&x| x != 0.0).unwrap_or(main);
+            if limit(i0) < first_seen {
+                return self.tk;
+            }
+        }
+        (self.prefix + limit(i1 - 1) + 1).min(self.tk)
     }
 
     fn check(&self, q: usize, k: usize, v: usize, mask: &AttentionMask) {
@@ -91,14 +104,14 @@ impl AttentionShape {
 }
 
 /// Scores of queries `i0..i0+rows` of entry `e` against its first `w` keys, scaled and masked,
-/// into `s` (`rows × w`).
+/// into `s` (`rows × w`); `kt` is the entry's keys transposed (see [`Transposed`]).
 #[allow(clippy::too_many_arguments)]
 fn scores<T: Float>(
     sh: &AttentionShape,
     mask: &AttentionMask,
     scale: T,
     q: &[T],
-    k: &[T],
+    kt: &Transposed<T>,
     e: usize,
     i0: usize,
     rows: usize,
@@ -112,18 +125,36 @@ fn scores<T: Float>(
         row_stride: d,
         col_stride: 1,
     };
-    // Kᵀ read in place: element (p, j) is k[j·d + p].
-    let kt = MatRef {
-        data: k,
-        offset: e * sh.tk * d,
-        row_stride: 1,
-        col_stride: d,
-    };
-    matmul(rows, w, d, qa, kt, s, T::ZERO);
+    matmul(rows, w, d, qa, kt.view(), s, T::ZERO);
     let masked = T::from_f64(f32::MIN as f64);
     for (r, row) in s.chunks_mut(w).enumerate() {
         T::map_slice(row, |x| x * scale);
         hide(sh, mask, e, i0 + r, row, masked);
+    }
+}
+
+/// One head's keys (or values) transposed, `d × tk` at a padded row stride:
+/// the B operand of `q·kᵀ` (and of `dO·vᵀ`) as a plain row-major matrix, which the matmul reads
+/// in place for every query block of the head, where `kᵀ` as a strided view of `k` would be
+/// packed again for each block (a third of the attention's time went to packing).
+struct Transposed<T> {
+    data: Vec<T>,
+    stride: usize,
+}
+
+impl<T: Float> Transposed<T> {
+    fn new(x: &[T], tk: usize, d: usize) -> Self {
+        // Whole panels of 64 keys per row (the matmul reads a panel's full width), and 16 more
+        // so that rows do not lie a power of two apart: at 512 keys, rows 2 KiB apart fall into
+        // a few cache sets, and both this transpose and the products reading the rows missed L1.
+        let stride = tk.div_ceil(64) * 64 + 16;
+        let mut data = vec![T::ZERO; d * stride];
+        crate::strided::transpose(x, (tk, d, d), &mut data, stride);
+        Transposed { data, stride }
+    }
+
+    fn view(&self) -> MatRef<'_, T> {
+        MatRef::row_major(&self.data, self.stride)
     }
 }
 
@@ -181,46 +212,44 @@ pub fn attention_fwd<T: Float>(
         stats.fill(T::ZERO);
         return;
     }
-    let blocks = tq.div_ceil(QUERY_BLOCK);
-    // Work items: (entry, query block), each writing its own rows of `o` and `stats`.
-    let mut items: Vec<(usize, usize, &mut [T], &mut [T])> = vec![];
-    for (e, (oe, se)) in o
-        .chunks_mut(tq * d)
-        .zip(stats.chunks_mut(tq * 2))
-        .enumerate()
-    {
-        for (b, (ob, sb)) in oe
-            .chunks_mut(QUERY_BLOCK * d)
-            .zip(se.chunks_mut(QUERY_BLOCK * 2))
-            .enumerate()
-        {
-            items.push((e, b, ob, sb));
-        }
-    }
-    debug_assert_eq!(items.len(), sh.bh * blocks);
-    let run = |(e, b, ob, sb): (usize, usize, &mut [T], &mut [T])| {
-        let i0 = b * QUERY_BLOCK;
-        let rows = QUERY_BLOCK.min(tq - i0);
-        let w = sh.visible(mask, i0 + rows);
-        let mut s = vec![T::ZERO; rows * w];
-        scores(sh, mask, scale, q, k, e, i0, rows, w, &mut s);
-        for (row, st) in s.chunks_mut(w).zip(sb.chunks_mut(2)) {
-            let (mx, inv) = T::softmax_row_in_place(row);
-            st[0] = mx;
-            st[1] = inv;
-        }
+    // One head per task: its keys transposed once, then its query blocks in turn.
+    let run = |(e, (oe, se)): (usize, (&mut [T], &mut [T]))| {
+        let kt = Transposed::new(&k[e * sh.tk * d..][..sh.tk * d], sh.tk, d);
+        let mut s = vec![T::ZERO; QUERY_BLOCK.min(tq) * sh.tk];
         let va = MatRef {
             data: v,
             offset: e * sh.tk * d,
             row_stride: d,
             col_stride: 1,
         };
-        matmul(rows, d, w, MatRef::row_major(&s, w), va, ob, T::ZERO);
+        for (b, (ob, sb)) in oe
+            .chunks_mut(QUERY_BLOCK * d)
+            .zip(se.chunks_mut(QUERY_BLOCK * 2))
+            .enumerate()
+        {
+            let i0 = b * QUERY_BLOCK;
+            let rows = QUERY_BLOCK.min(tq - i0);
+            let w = sh.visible(mask, e, (i0, i0 + rows));
+            let s = &mut s[..rows * w];
+            scores(sh, mask, scale, q, &kt, e, i0, rows, w, s);
+            for (row, st) in s.chunks_mut(w).zip(sb.chunks_mut(2)) {
+                let (mx, inv) = T::softmax_row_in_place(row);
+                st[0] = mx;
+                st[1] = inv;
+            }
+            matmul(rows, d, w, MatRef::row_major(s, w), va, ob, T::ZERO);
+        }
     };
-    if sh.bh * tq * sh.tk * d >= 1 << 16 {
-        items.into_par_iter().for_each(run);
+    if sh.bh > 1 && sh.bh * tq * sh.tk * d >= 1 << 16 {
+        o.par_chunks_mut(tq * d)
+            .zip(stats.par_chunks_mut(tq * 2))
+            .enumerate()
+            .for_each(run);
     } else {
-        items.into_iter().for_each(run);
+        o.chunks_mut(tq * d)
+            .zip(stats.chunks_mut(tq * 2))
+            .enumerate()
+            .for_each(run);
     }
 }
 
@@ -264,15 +293,17 @@ pub fn attention_bwd<T: Float>(
     }
     // One head per task: its key and value gradients gather every query block's terms.
     let run = |(e, ((dqe, dke), dve)): HeadGrads<T>| {
+        let kt = Transposed::new(&k[e * tk * d..][..tk * d], tk, d);
+        let vt = Transposed::new(&v[e * tk * d..][..tk * d], tk, d);
         let mut p = vec![T::ZERO; QUERY_BLOCK * tk];
         let mut dp = vec![T::ZERO; QUERY_BLOCK * tk];
         for (b, dqb) in dqe.chunks_mut(QUERY_BLOCK * d).enumerate() {
             let i0 = b * QUERY_BLOCK;
             let rows = QUERY_BLOCK.min(tq - i0);
-            let w = sh.visible(mask, i0 + rows);
+            let w = sh.visible(mask, e, (i0, i0 + rows));
             let (p, dp) = (&mut p[..rows * w], &mut dp[..rows * w]);
             // The block's weights again, from the saved maximum and 1/Σ.
-            scores(sh, mask, scale, q, k, e, i0, rows, w, p);
+            scores(sh, mask, scale, q, &kt, e, i0, rows, w, p);
             for (r, row) in p.chunks_mut(w).enumerate() {
                 let st = &stats[(e * tq + i0 + r) * 2..][..2];
                 let (mx, inv) = (st[0], st[1]);
@@ -289,13 +320,7 @@ pub fn attention_bwd<T: Float>(
             };
             matmul(w, d, rows, pt, dob, &mut dve[..w * d], T::ONE);
             // dP = dO·V[..w]ᵀ
-            let vt = MatRef {
-                data: v,
-                offset: e * tk * d,
-                row_stride: 1,
-                col_stride: d,
-            };
-            matmul(rows, w, d, dob, vt, dp, T::ZERO);
+            matmul(rows, w, d, dob, vt.view(), dp, T::ZERO);
             // dS = P ∘ (dP − rowsum(dO ∘ O)), times the scale (the scores' own factor).
             for (r, (prow, dprow)) in p.chunks_mut(w).zip(dp.chunks(w)).enumerate() {
                 let at = qe + r * d;

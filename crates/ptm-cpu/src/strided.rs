@@ -134,6 +134,60 @@ pub fn gather<T: Copy>(src: &[T], shape: &[usize], strides: &[usize], offset: us
     out
 }
 
+/// Writes the transpose of the `rows × cols` matrix `src` (row stride `src_stride`) into `dst`
+/// (`cols × rows`, row stride `dst_stride`). In 16 × 16 tiles read as fixed-size rows, so the
+/// tile's 16 destination rows stay in L1 and the copies compile without bounds checks; the edges
+/// go element by element.
+///
+/// # Panics
+/// If either matrix overruns its slice.
+pub fn transpose<T: Copy>(
+    src: &[T],
+    (rows, cols, src_stride): (usize, usize, usize),
+    dst: &mut [T],
+    dst_stride: usize,
+) {
+    const TILE: usize = 16;
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    assert!(
+        (rows - 1) * src_stride + cols <= src.len() && (cols - 1) * dst_stride + rows <= dst.len(),
+        "transpose: {rows}×{cols} overruns its source ({}) or destination ({})",
+        src.len(),
+        dst.len()
+    );
+    let (full_r, full_c) = (rows / TILE * TILE, cols / TILE * TILE);
+    for r0 in (0..full_r).step_by(TILE) {
+        for c0 in (0..full_c).step_by(TILE) {
+            let tile: [&[T; TILE]; TILE] = std::array::from_fn(|i| {
+                let at = (r0 + i) * src_stride + c0;
+                src[at..at + TILE].try_into().expect("a 16-element row")
+            });
+            for j in 0..TILE {
+                let at = (c0 + j) * dst_stride + r0;
+                let out: &mut [T; TILE] = (&mut dst[at..at + TILE])
+                    .try_into()
+                    .expect("a 16-element row");
+                for (o, row) in out.iter_mut().zip(&tile) {
+                    *o = row[j];
+                }
+            }
+        }
+    }
+    // The right edge of the full rows, then the bottom rows.
+    for r in 0..full_r {
+        for c in full_c..cols {
+            dst[c * dst_stride + r] = src[r * src_stride + c];
+        }
+    }
+    for r in full_r..rows {
+        for c in 0..cols {
+            dst[c * dst_stride + r] = src[r * src_stride + c];
+        }
+    }
+}
+
 /// Row-major strides of a contiguous tensor of `shape`.
 pub fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
     let mut strides = vec![0; shape.len()];
@@ -161,6 +215,30 @@ pub fn is_contiguous(shape: &[usize], strides: &[usize]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transpose_matches_the_definition_on_odd_shapes() {
+        for (rows, cols) in [
+            (1, 1),
+            (3, 17),
+            (16, 16),
+            (17, 33),
+            (64, 64),
+            (100, 65),
+            (512, 64),
+        ] {
+            let (ss, ds) = (cols + 3, rows + 5);
+            let src: Vec<u32> = (0..rows * ss).map(|i| i as u32).collect();
+            let mut dst = vec![u32::MAX; cols * ds];
+            transpose(&src, (rows, cols, ss), &mut dst, ds);
+            for c in 0..cols {
+                for r in 0..ds {
+                    let want = if r < rows { src[r * ss + c] } else { u32::MAX };
+                    assert_eq!(dst[c * ds + r], want, "{rows}×{cols} at ({c}, {r})");
+                }
+            }
+        }
+    }
 
     #[test]
     fn walks_a_transposed_view() {

@@ -108,16 +108,27 @@ fn cases() -> Vec<Case> {
         (17, 4, 0, 24),
         (70, 0, 3, 16),
         (130, 7, 2, 8),
+        // GPT-2's head size: the products read V, K and Q in place as one 64-wide panel.
+        (100, 5, 0, 64),
     ] {
         for causal in [false, true] {
             for padded in [false, true] {
                 let (batch, heads) = (2, 3);
                 let tk = tq + extra + prefix;
                 let main = tk - prefix;
-                // Batch 0 loses every third key; batch 1 loses all its keys (uniform weights).
+                // Batch 0 loses its first third of keys (left padding: under the causal mask its
+                // first queries see no key at all) and every third key after; batch 1 loses all
+                // its keys (uniform weights).
                 let pad = padded.then(|| {
                     (0..batch * main)
-                        .map(|x| if x < main && x % 3 != 1 { 1.0 } else { 0.0 })
+                        .map(|x| {
+                            let kept = x < main && x >= main / 3 && x % 3 != 1;
+                            if kept {
+                                1.0
+                            } else {
+                                0.0
+                            }
+                        })
                         .collect()
                 });
                 out.push(Case {
