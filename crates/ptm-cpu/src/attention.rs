@@ -103,14 +103,14 @@ impl AttentionShape {
     }
 }
 
-/// Scores of queries `i0..i0+rows` of entry `e` against its first `w` keys, scaled and masked,
-/// into `s` (`rows × w`); `kt` is the entry's keys transposed (see [`Transposed`]).
+/// Scores of queries `i0..i0+rows` of entry `e` against its first `w` keys, masked, into `s`
+/// (`rows × w`); `qs` holds the entry's queries already multiplied by the scale, `kt` its keys
+/// transposed (see [`Transposed`]).
 #[allow(clippy::too_many_arguments)]
 fn scores<T: Float>(
     sh: &AttentionShape,
     mask: &AttentionMask,
-    scale: T,
-    q: &[T],
+    qs: &[T],
     kt: &Transposed<T>,
     e: usize,
     i0: usize,
@@ -119,18 +119,19 @@ fn scores<T: Float>(
     s: &mut [T],
 ) {
     let d = sh.d;
-    let qa = MatRef {
-        data: q,
-        offset: (e * sh.tq + i0) * d,
-        row_stride: d,
-        col_stride: 1,
-    };
+    let qa = MatRef::row_major(&qs[i0 * d..(i0 + rows) * d], d);
     matmul(rows, w, d, qa, kt.view(), s, T::ZERO);
     let masked = T::from_f64(f32::MIN as f64);
     for (r, row) in s.chunks_mut(w).enumerate() {
-        T::map_slice(row, |x| x * scale);
         hide(sh, mask, e, i0 + r, row, masked);
     }
+}
+
+/// Entry `e`'s queries times the scale: scaling the `tq × d` queries once per head costs less
+/// than scaling every block's `rows × keys` scores.
+fn scaled_queries<T: Float>(q: &[T], sh: &AttentionShape, e: usize, scale: T) -> Vec<T> {
+    let n = sh.tq * sh.d;
+    q[e * n..(e + 1) * n].iter().map(|&x| x * scale).collect()
 }
 
 /// One head's keys (or values) transposed, `d × tk` at a padded row stride:
@@ -215,6 +216,7 @@ pub fn attention_fwd<T: Float>(
     // One head per task: its keys transposed once, then its query blocks in turn.
     let run = |(e, (oe, se)): (usize, (&mut [T], &mut [T]))| {
         let kt = Transposed::new(&k[e * sh.tk * d..][..sh.tk * d], sh.tk, d);
+        let qs = scaled_queries(q, sh, e, scale);
         let mut s = vec![T::ZERO; QUERY_BLOCK.min(tq) * sh.tk];
         let va = MatRef {
             data: v,
@@ -231,7 +233,7 @@ pub fn attention_fwd<T: Float>(
             let rows = QUERY_BLOCK.min(tq - i0);
             let w = sh.visible(mask, e, (i0, i0 + rows));
             let s = &mut s[..rows * w];
-            scores(sh, mask, scale, q, &kt, e, i0, rows, w, s);
+            scores(sh, mask, &qs, &kt, e, i0, rows, w, s);
             for (row, st) in s.chunks_mut(w).zip(sb.chunks_mut(2)) {
                 let (mx, inv) = T::softmax_row_in_place(row);
                 st[0] = mx;
@@ -295,6 +297,7 @@ pub fn attention_bwd<T: Float>(
     let run = |(e, ((dqe, dke), dve)): HeadGrads<T>| {
         let kt = Transposed::new(&k[e * tk * d..][..tk * d], tk, d);
         let vt = Transposed::new(&v[e * tk * d..][..tk * d], tk, d);
+        let qs = scaled_queries(q, sh, e, scale);
         let mut p = vec![T::ZERO; QUERY_BLOCK * tk];
         let mut dp = vec![T::ZERO; QUERY_BLOCK * tk];
         for (b, dqb) in dqe.chunks_mut(QUERY_BLOCK * d).enumerate() {
@@ -303,7 +306,7 @@ pub fn attention_bwd<T: Float>(
             let w = sh.visible(mask, e, (i0, i0 + rows));
             let (p, dp) = (&mut p[..rows * w], &mut dp[..rows * w]);
             // The block's weights again, from the saved maximum and 1/Σ.
-            scores(sh, mask, scale, q, &kt, e, i0, rows, w, p);
+            scores(sh, mask, &qs, &kt, e, i0, rows, w, p);
             for (r, row) in p.chunks_mut(w).enumerate() {
                 let st = &stats[(e * tq + i0 + r) * 2..][..2];
                 let (mx, inv) = (st[0], st[1]);
@@ -321,7 +324,8 @@ pub fn attention_bwd<T: Float>(
             matmul(w, d, rows, pt, dob, &mut dve[..w * d], T::ONE);
             // dP = dO·V[..w]ᵀ
             matmul(rows, w, d, dob, vt.view(), dp, T::ZERO);
-            // dS = P ∘ (dP − rowsum(dO ∘ O)), times the scale (the scores' own factor).
+            // dS = P ∘ (dP − rowsum(dO ∘ O)), the gradient of the scaled scores; the scale's own
+            // factor goes to dQ below and to dK through the scaled queries.
             for (r, (prow, dprow)) in p.chunks_mut(w).zip(dp.chunks(w)).enumerate() {
                 let at = qe + r * d;
                 let di = dout[at..at + d]
@@ -329,7 +333,7 @@ pub fn attention_bwd<T: Float>(
                     .zip(&o[at..at + d])
                     .fold(T::ZERO, |s, (&a, &b)| s + a * b);
                 for (x, &g) in prow.iter_mut().zip(dprow) {
-                    *x = *x * (g - di) * scale;
+                    *x = *x * (g - di);
                 }
             }
             // A masked score is a constant: no gradient reaches q or k through it (this matters
@@ -346,14 +350,15 @@ pub fn attention_bwd<T: Float>(
                 col_stride: 1,
             };
             matmul(rows, d, w, ds, ka, dqb, T::ZERO);
-            // dK[..w] += dSᵀ·Q
+            T::map_slice(dqb, |x| x * scale);
+            // dK[..w] += dSᵀ·(Q·scale)
             let dst = MatRef {
                 data: &*p,
                 offset: 0,
                 row_stride: 1,
                 col_stride: w,
             };
-            let qb = MatRef::row_major(&q[qe..qe + rows * d], d);
+            let qb = MatRef::row_major(&qs[i0 * d..(i0 + rows) * d], d);
             matmul(w, d, rows, dst, qb, &mut dke[..w * d], T::ONE);
         }
     };
