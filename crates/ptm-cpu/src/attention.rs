@@ -333,7 +333,7 @@ pub fn attention_bwd<T: Float>(
                     .zip(&o[at..at + d])
                     .fold(T::ZERO, |s, (&a, &b)| s + a * b);
                 for (x, &g) in prow.iter_mut().zip(dprow) {
-                    *x = *x * (g - di);
+                    *x *= g - di;
                 }
             }
             // A masked score is a constant: no gradient reaches q or k through it (this matters
