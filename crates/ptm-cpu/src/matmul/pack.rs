@@ -49,8 +49,8 @@ pub(crate) trait MicroKernel {
 }
 
 /// Where a micro-kernel reads its MR rows of A: element (row r, step p) at `ptr + r·row + p·step`.
-/// A packed panel has `row` 1 and `step` MR; a row-major A read in place has `row` its row stride
-/// and `step` 1.
+/// A packed panel has `row` 1 and `step` MR; A read in place has its own strides (row-major: `row`
+/// its row stride, `step` 1; a small transposed A: `row` 1, `step` its column stride).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ARows<P> {
     pub(crate) ptr: *const P,
@@ -67,7 +67,7 @@ impl<P> ARows<P> {
 }
 
 /// Where a micro-kernel reads its NR columns of B: step p's values at `ptr + p·step`. A packed
-/// panel has `step` NR; a row-major B exactly NR columns wide read in place has its row stride.
+/// panel has `step` NR; a row-major B read in place has its row stride.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct BSteps<P> {
     pub(crate) ptr: *const P,
