@@ -61,9 +61,9 @@ unsafe fn avx512_6x64(
         prefetch_tile(c, ldc, 6);
     }
     let rows = a.rows::<6>();
-    // SAFETY: `a` reads k steps of 6 rows and `b` 64 readable f32s at each of k steps; `c` points at 6 rows
-    // of 64 writable f32s spaced `ldc` apart (the `MicroKernel::run` contract). Unaligned
-    // loads/stores are used.
+    // SAFETY: `a` reads k steps of 6 rows and `b` 64 readable f32s at each of k steps; `c`
+    // points at 6 rows of 64 writable f32s spaced `ldc` apart (the `MicroKernel::run` contract).
+    // Unaligned loads/stores are used.
     unsafe {
         for p in 0..k {
             let bp = b.ptr.add(p * b.step);
@@ -128,9 +128,9 @@ unsafe fn avx2_6x16(
 ) {
     let mut acc = [[_mm256_setzero_ps(); 2]; 6];
     let rows = a.rows::<6>();
-    // SAFETY: `a` reads k steps of 6 rows and `b` 16 readable f32s at each of k steps; `c` points at 6 rows
-    // of 16 writable f32s spaced `ldc` apart (the `MicroKernel::run` contract). Unaligned
-    // loads/stores are used.
+    // SAFETY: `a` reads k steps of 6 rows and `b` 16 readable f32s at each of k steps; `c`
+    // points at 6 rows of 16 writable f32s spaced `ldc` apart (the `MicroKernel::run` contract).
+    // Unaligned loads/stores are used.
     unsafe {
         for p in 0..k {
             let bp = b.ptr.add(p * b.step);
@@ -195,8 +195,9 @@ unsafe fn avx512bf16_6x64(
         prefetch_tile(c, ldc, 6);
     }
     let rows = a.rows::<6>();
-    // SAFETY: `a` reads `steps` steps of 6 rows and `b` 64 readable u32s at each step; `c` points at 6 rows of 64
-    // writable f32s spaced `ldc` apart (the `MicroKernel::run` contract). Unaligned loads/stores.
+    // SAFETY: `a` reads `steps` steps of 6 rows and `b` 64 readable u32s at each step; `c`
+    // points at 6 rows of 64 writable f32s spaced `ldc` apart (the `MicroKernel::run` contract).
+    // Unaligned loads/stores.
     // The transmutes reinterpret 512 bits of packed bf16 pairs as the __m512bh the instruction
     // takes (same size, no invalid bit patterns).
     unsafe {
